@@ -1,0 +1,116 @@
+"""``armada``: the offline commands (snapshot, profile, check).
+
+Deploys themselves run through pyinfra: ``pyinfra INVENTORY deploys/llm.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from armada.parsers import ParseError, host_facts_from_outputs
+from armada.profile import build_profile
+from armada.schema import DataError, validate_host_data
+
+EXIT_BAD_INPUT = 2
+
+
+def _parse_data(pairs: list[str]) -> dict:
+    data = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"armada: --data wants KEY=VALUE, got {pair!r}")
+        try:
+            data[key] = json.loads(raw)
+        except ValueError:
+            data[key] = raw
+    return data
+
+
+def cmd_profile(args) -> int:
+    from armada.snapshot import read_snapshot
+
+    try:
+        outputs = read_snapshot(args.folder)
+        if not any(text.strip() for text in outputs.values()):
+            raise ParseError("no usable output (lscpu.txt, cpuinfo.txt, meminfo.txt, ...) in the folder")
+        facts = host_facts_from_outputs(outputs)
+    except (OSError, ParseError) as exc:
+        print(f"armada profile: {args.folder}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    host = args.host or args.folder.rstrip("/").rsplit("/", 1)[-1]
+    data = _parse_data(args.data)
+    errors = validate_host_data(host, data, complete=False)
+    try:
+        if errors:
+            raise errors[0]
+        profile = build_profile(host, facts, data)
+    except DataError as exc:
+        print(f"armada profile: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    json.dump(profile.to_json(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def cmd_check(args) -> int:
+    from armada.inventory import group_summaries, load_inventory, validate_inventory
+
+    try:
+        inventory = load_inventory(args.inventory)
+    except Exception as exc:  # an inventory is user Python: any error is bad input
+        print(f"armada check: cannot load inventory {args.inventory!r}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    errors = validate_inventory(inventory)
+    if errors:
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"armada check: {len(errors)} error(s) in {args.inventory}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for line in group_summaries(inventory):
+        print(line)
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    from armada.snapshot import take_snapshots
+
+    try:
+        results = take_snapshots(args.inventory, args.outdir)
+    except FileNotFoundError as exc:
+        print(f"armada snapshot: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    failed = 0
+    for host, where in results.items():
+        print(f"{host}: {where}")
+        failed += where.startswith("error")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="armada", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("snapshot", help="save each host's raw facts outputs, one folder per host")
+    p.add_argument("inventory")
+    p.add_argument("outdir")
+    p.set_defaults(func=cmd_snapshot)
+
+    p = sub.add_parser("profile", help="print the serving profile of one host's snapshot folder as JSON")
+    p.add_argument("folder")
+    p.add_argument("--host", help="host name for messages (default: the folder name)")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="data overrides (JSON values)")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("check", help="validate an inventory's data without connecting to any host")
+    p.add_argument("inventory")
+    p.set_defaults(func=cmd_check)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

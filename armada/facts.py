@@ -1,0 +1,140 @@
+"""pyinfra facts armada reads from each host.
+
+Each fact's ``command()`` prints raw outputs and its ``process()`` hands them
+to a pure parser in :mod:`armada.parsers`, the same parsers the offline
+snapshot reader uses. Facts are read-only.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+from pyinfra.api.exceptions import FactProcessError
+
+from armada import parsers
+
+_MARK = "@@armada-section "
+
+
+def sections_command(commands: dict[str, str]) -> str:
+    """One shell command printing each output after a marker line.
+
+    A command that is missing or fails prints nothing in its section: an
+    absent tool is an empty output, not an error.
+    """
+    parts = []
+    for name, command in commands.items():
+        parts.append(f"echo {shlex.quote(_MARK + name)}; ( {command} ) 2>/dev/null || true")
+    return "; ".join(parts)
+
+
+def split_sections(lines: list[str]) -> dict[str, str]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith(_MARK):
+            current = sections.setdefault(line[len(_MARK):].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return {name: "\n".join(body) for name, body in sections.items()}
+
+
+def _process(parse, *args):
+    try:
+        return parse(*args)
+    except parsers.ParseError as exc:
+        raise FactProcessError(str(exc)) from exc
+
+
+class RawSnapshot(FactBase):
+    """The raw outputs of :data:`armada.parsers.SNAPSHOT_COMMANDS`, by file name."""
+
+    def command(self):
+        return sections_command(parsers.SNAPSHOT_COMMANDS)
+
+    def process(self, output):
+        return split_sections(output)
+
+
+class HostFacts(RawSnapshot):
+    """Everything the profile needs, parsed: CPU, memory, OS, PCI, nvidia-smi."""
+
+    def process(self, output) -> parsers.HostFacts:
+        return _process(parsers.host_facts_from_outputs, split_sections(output))
+
+
+class Cpu(FactBase):
+    """CPU architecture, microarchitecture, topology, NUMA nodes with CPUs, features."""
+
+    def command(self):
+        return sections_command({k: parsers.SNAPSHOT_COMMANDS[k] for k in ("lscpu.txt", "cpuinfo.txt")})
+
+    def process(self, output) -> parsers.CpuInfo:
+        sections = split_sections(output)
+        return _process(parsers.parse_cpu, sections.get("lscpu.txt"), sections.get("cpuinfo.txt"))
+
+
+class Memory(FactBase):
+    """MemTotal and MemAvailable from /proc/meminfo."""
+
+    def command(self):
+        return parsers.SNAPSHOT_COMMANDS["meminfo.txt"]
+
+    def process(self, output) -> parsers.MemInfo:
+        return _process(parsers.parse_meminfo, "\n".join(output))
+
+
+class OsRelease(FactBase):
+    """Distribution, version, codename and package manager from /etc/os-release."""
+
+    def command(self):
+        return parsers.SNAPSHOT_COMMANDS["os-release.txt"]
+
+    def process(self, output) -> parsers.OsInfo:
+        return _process(parsers.parse_os_release, "\n".join(output))
+
+
+class PciDevices(FactBase):
+    """Every PCI function from /sys/bus/pci/devices (no lspci needed)."""
+
+    def command(self):
+        return parsers.SNAPSHOT_COMMANDS["pci.txt"]
+
+    @staticmethod
+    def default():
+        return ()
+
+    def process(self, output):
+        return _process(parsers.parse_pci, "\n".join(output))
+
+
+class NvidiaSmi(FactBase):
+    """GPUs as the NVIDIA driver sees them; empty when nvidia-smi is absent."""
+
+    def requires_command(self, *args, **kwargs):
+        return "nvidia-smi"
+
+    def command(self):
+        return parsers.SNAPSHOT_COMMANDS["nvidia-smi.csv"]
+
+    @staticmethod
+    def default():
+        return ()
+
+    def process(self, output):
+        return _process(parsers.parse_nvidia_smi_csv, "\n".join(output))
+
+
+class TorchBuild(FactBase):
+    """The torch build inside a venv: version, CUDA version, CUDA available, GPUs.
+
+    None when the venv or torch is missing.
+    """
+
+    def command(self, venv: str):
+        python = shlex.quote(f"{venv}/bin/python")
+        return f"if [ -x {python} ]; then {python} -c {shlex.quote(parsers.TORCH_PROBE)} 2>/dev/null || true; fi"
+
+    def process(self, output):
+        return _process(parsers.parse_torch_probe, "\n".join(output))

@@ -1,0 +1,70 @@
+"""Loading an inventory the way pyinfra's CLI does, and checking its data.
+
+Nothing here connects to a host: ``armada check`` and the start of every
+deploy run the same :func:`validate_inventory`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pyinfra.api import Inventory
+
+from armada.schema import DataError, DataErrors, validate_host_data
+
+# Groups pyinfra makes itself: not worth a summary line.
+_IMPLICIT_GROUPS = ("all",)
+
+
+def load_inventory(path: str) -> Inventory:
+    """An inventory file (with group_data/ beside it or in the cwd), as the CLI loads it."""
+    from pyinfra_cli.inventory import make_inventory
+
+    if not os.path.exists(path) and "@" not in path and "," not in path:
+        raise FileNotFoundError(f"inventory {path!r} not found")
+    return make_inventory(path, cwd=os.getcwd())
+
+
+def host_data(host) -> dict[str, Any]:
+    """A host's merged data as the inventory gives it (no role defaults)."""
+    return host.data.dict()
+
+
+def validate_inventory(inventory: Inventory) -> list[DataError]:
+    errors: list[DataError] = []
+    for host in inventory:
+        errors.extend(validate_host_data(host.name, host_data(host)))
+    return errors
+
+
+def raise_for_inventory(inventory: Inventory) -> None:
+    errors = validate_inventory(inventory)
+    if errors:
+        raise DataErrors(errors)
+
+
+def model_bytes(data: Mapping[str, Any]) -> int | None:
+    """Size of the model's weights when known before touching a host."""
+    path = data.get("model_path")
+    if path and os.path.isdir(os.path.expanduser(path)):
+        total = 0
+        for root, _, files in os.walk(os.path.expanduser(path)):
+            total += sum(os.path.getsize(os.path.join(root, name)) for name in files)
+        return total
+    size = data.get("model_size_gib")
+    return int(size * 2**30) if size is not None else None
+
+
+def group_summaries(inventory: Inventory) -> list[str]:
+    lines = []
+    file_groups = {name: hosts for name, hosts in inventory.groups.items() if name not in _IMPLICIT_GROUPS and hosts}
+    for name, hosts in sorted(file_groups.items()):
+        data = host_data(hosts[0])
+        model = data.get("model_path") or data.get("model_id") or "-"
+        lines.append(
+            f"{name}: {len(hosts)} host(s), vllm {data.get('vllm_version', 'default')} "
+            f"({data.get('vllm_strategy', 'auto')}), accelerator {data.get('vllm_accelerator', 'auto')}, model {model}"
+        )
+    return lines

@@ -1,0 +1,308 @@
+"""The one place armada decides how a host serves.
+
+:func:`build_profile` takes a host's parsed facts and its (validated) data and
+returns a frozen :class:`Profile`: every field downstream roles read, each with
+a one-line reason. It is pure: the same function runs in a deploy and offline
+on a snapshot (``armada profile DIR``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from packaging.version import Version
+
+from armada.parsers import HostFacts, format_cpu_list
+from armada.schema import DataError, with_defaults
+
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+# The first torch release PyPI serves with CUDA for aarch64 (April 2026).
+TORCH_PYPI_CUDA_AARCH64 = Version("2.11")
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Profile:
+    host: str
+    arch: str
+    microarch: str
+    physical_cores: int
+    sockets: int
+    numa_nodes: tuple[str, ...]
+    cpu_features: tuple[str, ...]
+    memory_gib: float | None
+    os: str | None
+    package_manager: str | None
+    accelerator: str
+    gpu_count: int
+    gpu_name: str | None
+    nvswitch_count: int
+    tensor_parallel_size: int
+    dtype: str
+    omp_threads_bind: str | None
+    omp_num_threads: int | None
+    kvcache_space_gib: int | None
+    gpu_memory_utilization: float | None
+    torch_index_url: str | None
+    torch_spec: str
+    tcmalloc_path: str | None
+    tcmalloc_package: str | None
+    vllm_strategy: str
+    vllm_spec: str | None
+    vllm_wheelhouse: str | None
+    vllm_git_url: str | None
+    vllm_git_commit: str | None
+    vllm_target_device: str
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["reasons"] = dict(self.reasons)
+        data["numa_nodes"] = list(self.numa_nodes)
+        data["cpu_features"] = list(self.cpu_features)
+        return data
+
+
+def _accelerator(host: str, facts: HostFacts, wanted: str) -> tuple[str, str]:
+    gpus = facts.gpu_count
+    source = "nvidia-smi" if facts.nvidia_smi else "PCI (no driver yet)"
+    if wanted == "cuda":
+        if not gpus:
+            raise DataError(host, "vllm_accelerator", wanted, "the host has no NVIDIA GPU (none on PCI, no nvidia-smi)")
+        return "cuda", f"data asks for cuda; {gpus} NVIDIA GPU(s) seen by {source}"
+    if wanted == "cpu":
+        return "cpu", "data asks for cpu" + (f" although {gpus} GPU(s) are present" if gpus else "")
+    if gpus:
+        return "cuda", f"{gpus} NVIDIA GPU(s) seen by {source}"
+    return "cpu", "no NVIDIA GPU on PCI and no nvidia-smi: CPU serving"
+
+
+def _dtype(facts: HostFacts, accelerator: str, wanted: str) -> tuple[str, str]:
+    if wanted != "auto":
+        return wanted, "set by data"
+    if accelerator == "cuda":
+        caps = [g.compute_cap for g in facts.nvidia_smi if g.compute_cap]
+        if caps:
+            major = min(int(c.split(".")[0]) for c in caps)
+            if major < 8:
+                return "float16", f"compute capability {min(caps)} < 8.0 has no bfloat16"
+            return "bfloat16", f"compute capability {min(caps)} >= 8.0 has bfloat16"
+        return "bfloat16", "GPU compute capability not known yet; every GPU paired with Grace (Hopper, Blackwell) has bfloat16"
+    if facts.cpu.has_bf16:
+        flags = sorted({"bf16", "avx512_bf16", "amx_bf16"} & facts.cpu.flags)
+        return "bfloat16", f"{facts.cpu.microarch} has native bfloat16 ({', '.join(flags)})"
+    return "float32", f"{facts.cpu.microarch} has no bf16 instructions: bfloat16 would be emulated and slow"
+
+
+def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tuple[list[list[int]], int, str]:
+    """CPU ids each rank's OpenMP threads bind to, reserved cores per rank, reason."""
+    nodes = [list(cpus) for _, cpus in facts.cpu.numa_cpus]
+    primary = facts.cpu.primary_threads
+    if primary is not None:
+        # one thread per physical core: SMT siblings compete for the same units
+        nodes = [[c for c in cpus if c in primary] for cpus in nodes]
+    if tp <= len(nodes):
+        groups = nodes[:tp]
+        how = f"one rank per NUMA node ({tp} of {len(nodes)} with CPUs)"
+    elif tp % len(nodes) == 0:
+        per = tp // len(nodes)
+        groups = []
+        for cpus in nodes:
+            size = len(cpus) // per
+            if size < 1:
+                raise DataError(host, "vllm_tensor_parallel_size", tp, f"more ranks than cores in a NUMA node ({len(cpus)})")
+            groups.extend(cpus[i * size : (i + 1) * size] for i in range(per))
+        how = f"{per} ranks per NUMA node, cores split evenly"
+    else:
+        raise DataError(
+            host,
+            "vllm_tensor_parallel_size",
+            tp,
+            f"on CPU it must be at most the {len(nodes)} NUMA node(s) with CPUs, or a multiple of it",
+        )
+    smallest = min(len(g) for g in groups)
+    if reserved is None:
+        reserved = 1 if smallest > 1 else 0
+        why_reserved = f"{reserved} core per rank left for the API server and tokenizer" if reserved else "no core to spare"
+    else:
+        why_reserved = f"{reserved} core(s) per rank reserved by data"
+        if reserved >= smallest:
+            raise DataError(host, "vllm_cpu_reserved_cores", reserved, f"leaves no core to a rank of {smallest} cores")
+    bound = [g[: len(g) - reserved] if reserved else g for g in groups]
+    smt = " physical cores only (SMT siblings left out);" if primary is not None else ""
+    return bound, reserved, f"{how};{smt} {why_reserved}"
+
+
+def _kvcache(facts: HostFacts, ranks: int, model_bytes: int | None, wanted: int | None) -> tuple[int | None, str]:
+    if wanted is not None:
+        return wanted, "set by data"
+    if facts.memory is None:
+        return 4, "host memory unknown: vLLM's long-standing default of 4 GiB"
+    available = facts.memory.available_bytes
+    headroom = max(2 * GIB, facts.memory.total_bytes // 10)
+    model = model_bytes or 0
+    budget = min(available - model - headroom, available // 2)
+    per_rank = max(1, math.floor(budget / ranks / GIB))
+    model_text = f"{model / GIB:.1f} GiB model" if model_bytes else "model size unknown"
+    return per_rank, (
+        f"min(available {available / GIB:.0f} GiB - {model_text} - {headroom / GIB:.0f} GiB headroom, half of available)"
+        f" over {ranks} rank(s)"
+    )
+
+
+def _torch_source(arch: str, accelerator: str, version: str, cuda_variant: str, override: str | None) -> tuple[str | None, str]:
+    if override:
+        return override, "set by data"
+    wanted = Version(version)
+    if accelerator == "cpu":
+        if arch == "aarch64" and wanted >= TORCH_PYPI_CUDA_AARCH64:
+            why = f"PyPI's aarch64 torch {version} is the multi-GB CUDA build: a CPU-only host takes PyTorch's CPU index"
+        elif arch == "aarch64":
+            why = f"PyPI's aarch64 torch {version} is CPU-only too, but the CPU index keeps one source across versions"
+        else:
+            why = f"PyPI's {arch} torch is a CUDA build: a CPU-only host takes PyTorch's CPU index"
+        return f"{PYTORCH_INDEX}/cpu", why
+    if arch == "aarch64" and wanted < TORCH_PYPI_CUDA_AARCH64:
+        return (
+            f"{PYTORCH_INDEX}/{cuda_variant}",
+            f"torch {version} < 2.11 on PyPI is CPU-only for aarch64: CUDA comes from PyTorch's {cuda_variant} index",
+        )
+    return None, f"PyPI serves CUDA torch {version} for {arch}" + (" (since 2.11)" if arch == "aarch64" else "")
+
+
+def _tcmalloc(facts: HostFacts) -> tuple[str | None, str | None, str]:
+    os_info = facts.os
+    if os_info is None:
+        return None, None, "OS unknown: tcmalloc path cannot be chosen"
+    triplet = {"aarch64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}.get(facts.cpu.arch)
+    if os_info.family == "debian" and triplet:
+        # Ubuntu 24.04 and Debian 13 renamed the package in the 64-bit time_t transition
+        t64 = (os_info.id == "ubuntu" and Version(os_info.version_id or "0") >= Version("24.04")) or (
+            os_info.id == "debian" and Version(os_info.version_id or "0") >= Version("13")
+        )
+        package = "libtcmalloc-minimal4t64" if t64 else "libtcmalloc-minimal4"
+        return f"/usr/lib/{triplet}/libtcmalloc_minimal.so.4", package, f"{os_info.pretty_name or os_info.id}: {package}"
+    if os_info.family == "rhel":
+        return "/usr/lib64/libtcmalloc_minimal.so.4", "gperftools-libs", f"{os_info.pretty_name or os_info.id}: gperftools-libs"
+    return None, None, f"no known tcmalloc package for {os_info.id}"
+
+
+def _vllm_install(accelerator: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    strategy = data["vllm_strategy"]
+    version = data["vllm_version"]
+    if strategy == "auto":
+        if accelerator == "cuda":
+            strategy, why = "pypi", "GPU host: the CUDA vLLM wheel from the index"
+        else:
+            strategy, why = "source", "CPU-only host: vLLM's CPU backend is built from source (VLLM_TARGET_DEVICE=cpu)"
+    else:
+        why = "set by data"
+    plan = {
+        "vllm_strategy": strategy,
+        "vllm_spec": None,
+        "vllm_wheelhouse": data["vllm_wheelhouse"],
+        "vllm_git_url": None,
+        "vllm_git_commit": None,
+        "vllm_target_device": "cuda" if accelerator == "cuda" else "cpu",
+    }
+    if strategy in ("pypi", "wheel"):
+        plan["vllm_spec"] = data["vllm_spec"] or f"vllm=={version}"
+    else:
+        plan["vllm_git_url"] = data["vllm_git_url"]
+        plan["vllm_git_commit"] = data["vllm_git_commit"] or f"v{version}"
+    return {"plan": plan, "why": why}
+
+
+def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_bytes: int | None = None) -> Profile:
+    """Facts + data -> the frozen serving profile of one host.
+
+    ``data`` is the host's data (defaults are filled in here); ``model_bytes``
+    the model's size when the caller knows it. Raises :class:`DataError` when
+    the data asks for something this host cannot do.
+    """
+    data = with_defaults(data)
+    cpu = facts.cpu
+    reasons: dict[str, str] = {}
+
+    accelerator, reasons["accelerator"] = _accelerator(host, facts, data["vllm_accelerator"])
+
+    tp_wanted = data["vllm_tensor_parallel_size"]
+    if accelerator == "cuda":
+        if tp_wanted is None:
+            tp, reasons["tensor_parallel_size"] = facts.gpu_count, f"one rank per GPU ({facts.gpu_count})"
+        elif tp_wanted > facts.gpu_count:
+            raise DataError(host, "vllm_tensor_parallel_size", tp_wanted, f"larger than the host's {facts.gpu_count} GPU(s)")
+        else:
+            tp, reasons["tensor_parallel_size"] = tp_wanted, f"set by data ({facts.gpu_count} GPU(s) on the host)"
+    elif tp_wanted is None:
+        tp = len(cpu.numa_cpus)
+        reasons["tensor_parallel_size"] = (
+            f"one rank per NUMA node with CPUs ({tp}): each rank's memory stays local"
+            if tp > 1
+            else "one NUMA node with CPUs: a single rank"
+        )
+    else:
+        tp, reasons["tensor_parallel_size"] = tp_wanted, "set by data"
+
+    dtype, reasons["dtype"] = _dtype(facts, accelerator, data["vllm_dtype"])
+
+    omp_bind = omp_threads = kvcache = gpu_util = None
+    if accelerator == "cpu":
+        ranks, _, reasons["omp_threads_bind"] = _cpu_ranks(host, facts, tp, data["vllm_cpu_reserved_cores"])
+        omp_bind = "|".join(format_cpu_list(r) for r in ranks)
+        omp_threads = min(len(r) for r in ranks)
+        reasons["omp_num_threads"] = "one OpenMP thread per bound core of a rank"
+        kvcache, reasons["kvcache_space_gib"] = _kvcache(facts, tp, model_bytes, data["vllm_kvcache_space_gib"])
+        reasons["gpu_memory_utilization"] = "CPU serving: not used"
+    else:
+        reasons["omp_threads_bind"] = "GPU serving: vLLM's own thread placement"
+        reasons["omp_num_threads"] = "GPU serving: not set"
+        reasons["kvcache_space_gib"] = "GPU serving: the KV cache lives in GPU memory"
+        gpu_util = data["vllm_gpu_memory_utilization"]
+        reasons["gpu_memory_utilization"] = (
+            "vLLM's default 0.9: the rest for CUDA graphs, NCCL buffers and the driver"
+            if gpu_util == 0.9
+            else "set by data"
+        )
+
+    torch_index, reasons["torch_index_url"] = _torch_source(
+        cpu.arch, accelerator, data["torch_version"], data["torch_cuda_variant"], data["torch_index_url"]
+    )
+    reasons["torch_spec"] = "torch_version from data, pinned by a constraints file after install"
+    tcmalloc_path, tcmalloc_package, reasons["tcmalloc_path"] = _tcmalloc(facts)
+
+    install = _vllm_install(accelerator, data)
+    reasons["vllm_strategy"] = install["why"]
+
+    return Profile(
+        host=host,
+        arch=cpu.arch,
+        microarch=cpu.microarch,
+        physical_cores=cpu.physical_cores,
+        sockets=cpu.sockets,
+        numa_nodes=tuple(format_cpu_list(cpus) for _, cpus in cpu.numa_cpus),
+        cpu_features=cpu.features,
+        memory_gib=round(facts.memory.total_gib, 1) if facts.memory else None,
+        os=(facts.os.pretty_name or facts.os.id) if facts.os else None,
+        package_manager=facts.os.package_manager if facts.os else None,
+        accelerator=accelerator,
+        gpu_count=facts.gpu_count,
+        gpu_name=facts.gpu_name,
+        nvswitch_count=facts.nvswitch_count,
+        tensor_parallel_size=tp,
+        dtype=dtype,
+        omp_threads_bind=omp_bind,
+        omp_num_threads=omp_threads,
+        kvcache_space_gib=kvcache,
+        gpu_memory_utilization=gpu_util,
+        torch_index_url=torch_index,
+        torch_spec=f"torch=={data['torch_version']}",
+        tcmalloc_path=tcmalloc_path,
+        tcmalloc_package=tcmalloc_package,
+        reasons=MappingProxyType(reasons),
+        **install["plan"],
+    )

@@ -1,0 +1,205 @@
+"""One schema for group and host data.
+
+Each role declares its keys in ``roles/<role>/defaults.py`` as :class:`Key`
+objects (name, type, default, what it is for, what values are allowed). This
+module gathers them, applies defaults and checks a host's data: wrong types,
+unknown keys (with a "did you mean"), impossible values and settings that
+contradict each other. Every problem is reported with host, key and value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+# Roles whose defaults.py declare data keys, in deploy order.
+ROLE_MODULES = ("roles.vllm.defaults", "roles.model.defaults")
+
+# Keys that belong to pyinfra itself (connectors, global operation arguments).
+PYINFRA_KEY_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "chroot_", "local_", "terraform_", "_")
+
+
+class DataError(ValueError):
+    """A bad value in inventory data, naming host, key and value."""
+
+    def __init__(self, host: str, key: str, value: Any, message: str):
+        self.host, self.key, self.value, self.message = host, key, value, message
+        super().__init__(f"host {host!r}: {key} = {value!r}: {message}")
+
+
+class DataErrors(ValueError):
+    """Every data error found, raised together so the user fixes them in one go."""
+
+    def __init__(self, errors: list[DataError]):
+        self.errors = errors
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"{len(errors)} data error(s); nothing was changed on any host:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    types: type | tuple[type, ...]
+    default: Any
+    doc: str
+    nullable: bool = False
+    choices: tuple[Any, ...] | None = None
+    # returns an error message for a bad value, None when fine
+    check: Callable[[Any], str | None] | None = None
+
+    def type_name(self) -> str:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        names = " or ".join(t.__name__ for t in types)
+        return f"{names} or None" if self.nullable else names
+
+    def validate(self, host: str, value: Any) -> DataError | None:
+        if value is None:
+            return None if self.nullable else DataError(host, self.name, value, f"must be a {self.type_name()}")
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        # bool is an int subclass in Python; a port of True is a mistake
+        if isinstance(value, bool) and bool not in types:
+            return DataError(host, self.name, value, f"must be a {self.type_name()}, not a bool")
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, types):
+            return DataError(host, self.name, value, f"must be a {self.type_name()}, not {type(value).__name__}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            return DataError(host, self.name, value, f"must be one of {allowed}")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                return DataError(host, self.name, value, problem)
+        return None
+
+
+# -- reusable checks ---------------------------------------------------------
+
+
+def port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port, 1-65535"
+
+
+def at_least(minimum: int | float) -> Callable[[Any], str | None]:
+    def check(value):
+        return None if value >= minimum else f"must be >= {minimum}"
+
+    return check
+
+
+def fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be in (0, 1]"
+
+
+def requirement(value: str) -> str | None:
+    try:
+        Requirement(value)
+    except InvalidRequirement as exc:
+        return f"is not a pip requirement: {exc}"
+    return None
+
+
+def version(value: str) -> str | None:
+    try:
+        Version(value)
+    except InvalidVersion:
+        return "is not a version number (PEP 440), e.g. '2.13.0'"
+    return None
+
+
+def url(value: str) -> str | None:
+    parsed = urlparse(value)
+    if parsed.scheme in ("http", "https", "file") and (parsed.netloc or parsed.scheme == "file"):
+        return None
+    return "must be an http(s):// or file:// URL"
+
+
+def url_or_dir(value: str) -> str | None:
+    """A folder on the control machine or a URL (wheelhouses, models)."""
+    if re.match(r"^[a-z]+://", value):
+        return url(value)
+    if not os.path.isdir(os.path.expanduser(value)):
+        return "is neither a URL nor an existing folder on the control machine"
+    return None
+
+
+def absolute_path(value: str) -> str | None:
+    return None if value.startswith("/") else "must be an absolute path on the host"
+
+
+def identifier(value: str) -> str | None:
+    return None if re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value) else "must be a valid user/group name"
+
+
+# -- the schema ----------------------------------------------------------------
+
+
+def all_keys() -> dict[str, Key]:
+    keys: dict[str, Key] = {}
+    for module_name in ROLE_MODULES:
+        for key in importlib.import_module(module_name).KEYS:
+            if key.name in keys:
+                raise RuntimeError(f"data key {key.name} declared twice ({module_name})")
+            keys[key.name] = key
+    return keys
+
+
+def defaults() -> dict[str, Any]:
+    return {name: key.default for name, key in all_keys().items()}
+
+
+def with_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with the known keys of the given data."""
+    merged = defaults()
+    merged.update({k: v for k, v in data.items() if k in merged})
+    return merged
+
+
+def _is_pyinfra_key(name: str) -> bool:
+    return name.startswith(PYINFRA_KEY_PREFIXES)
+
+
+def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
+    """Settings that are each valid but contradict one another."""
+    strategy = data["vllm_strategy"]
+    if strategy == "wheel" and not data["vllm_wheelhouse"]:
+        yield DataError(host, "vllm_wheelhouse", None, "vllm_strategy 'wheel' needs a wheelhouse (folder or URL)")
+    if strategy == "source" and data["vllm_spec"]:
+        yield DataError(
+            host, "vllm_spec", data["vllm_spec"], "vllm_strategy 'source' builds vllm_git_url at vllm_git_commit; drop vllm_spec"
+        )
+    if data["model_path"] and data["model_id"]:
+        yield DataError(host, "model_path", data["model_path"], "set model_path (a local folder) or model_id (a hub id), not both")
+    if not data["model_path"] and not data["model_id"]:
+        yield DataError(host, "model_id", None, "no model: set model_path (a local folder) or model_id (a hub id)")
+
+
+def validate_host_data(host: str, data: Mapping[str, Any], complete: bool = True) -> list[DataError]:
+    """Every problem in one host's merged data (no host contact).
+
+    ``complete=False`` checks only the keys given (for partial data, such as
+    overrides to an offline profile), not what a deploy needs as a whole.
+    """
+    keys = all_keys()
+    errors: list[DataError] = []
+    for name, value in data.items():
+        if name in keys:
+            error = keys[name].validate(host, value)
+            if error:
+                errors.append(error)
+        elif not _is_pyinfra_key(name):
+            close = difflib.get_close_matches(name, keys, n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            errors.append(DataError(host, name, value, f"unknown data key{hint}"))
+    if not errors and complete:
+        errors.extend(cross_checks(host, with_defaults(data)))
+    return errors

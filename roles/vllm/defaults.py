@@ -1,0 +1,46 @@
+"""Data keys of the vllm role, with defaults. Inventory data overrides them.
+
+``None`` means "decide from the host's facts": the profile
+(:func:`armada.profile.build_profile`) says what it chose and why.
+"""
+
+from armada.schema import Key, at_least, fraction, port, requirement, url, url_or_dir, version
+
+KEYS = (
+    Key("vllm_accelerator", str, "auto", "Serve on 'cuda' or 'cpu'; 'auto' picks cuda when the host has NVIDIA GPUs",
+        choices=("auto", "cuda", "cpu")),
+    Key("vllm_version", str, "0.31.0", "vLLM release to serve (the version NVIDIA Dynamo 1.6.1 pins)", check=version),
+    Key("vllm_strategy", str, "auto",
+        "How vLLM is installed: 'pypi' (vllm_spec from an index), 'wheel' (from vllm_wheelhouse), "
+        "'source' (vllm_git_url at vllm_git_commit, VLLM_TARGET_DEVICE=cpu on CPU hosts); "
+        "'auto': pypi on GPU hosts, source on CPU-only hosts",
+        choices=("auto", "pypi", "wheel", "source")),
+    Key("vllm_spec", str, None, "pip requirement for the pypi/wheel strategies; default 'vllm==<vllm_version>'",
+        nullable=True, check=requirement),
+    Key("vllm_wheelhouse", str, None,
+        "Folder on the control machine or URL holding wheels (vLLM, torch) for air-gapped or pinned installs",
+        nullable=True, check=url_or_dir),
+    Key("vllm_git_url", str, "https://github.com/vllm-project/vllm.git", "Repository the 'source' strategy builds"),
+    Key("vllm_git_commit", str, None, "Commit or tag the 'source' strategy builds; default 'v<vllm_version>'",
+        nullable=True),
+    Key("torch_version", str, "2.13.0", "torch release installed before vLLM and pinned by a constraints file "
+        "(the release vLLM 0.31.0 is built against)", check=version),
+    Key("torch_index_url", str, None, "Index to take torch from; default chosen by the profile (arch, accelerator, "
+        "torch version)", nullable=True, check=url),
+    Key("torch_cuda_variant", str, "cu128",
+        "CUDA flavour of PyTorch's own index, used on aarch64 GPU hosts pinned to torch < 2.11 "
+        "(cu128 is the first with Blackwell support)", check=lambda v: None if v.startswith("cu") else "must look like 'cu128'"),
+    Key("vllm_tensor_parallel_size", int, None,
+        "Tensor-parallel ranks; default: GPUs on the host, or NUMA nodes with CPUs on CPU hosts",
+        nullable=True, check=at_least(1)),
+    Key("vllm_dtype", str, "auto", "Model dtype; 'auto': bfloat16 where the hardware has it, else float16 (old GPUs) "
+        "or float32 (CPUs without bf16)", choices=("auto", "bfloat16", "float16", "float32")),
+    Key("vllm_gpu_memory_utilization", float, 0.9, "Share of each GPU's memory vLLM may take", check=fraction),
+    Key("vllm_kvcache_space_gib", int, None, "CPU serving: KV cache GiB per rank (VLLM_CPU_KVCACHE_SPACE); "
+        "default from the host's memory and the model's size", nullable=True, check=at_least(1)),
+    Key("vllm_cpu_reserved_cores", int, None, "CPU serving: cores per rank kept out of the OpenMP binding for the "
+        "API server and tokenizer; default 1 (0 on a one-core node)", nullable=True, check=at_least(0)),
+    Key("vllm_max_model_len", int, None, "--max-model-len; default: the model's own", nullable=True, check=at_least(16)),
+    Key("vllm_host", str, "0.0.0.0", "Address the OpenAI-compatible server binds"),
+    Key("vllm_port", int, 8000, "Port of the OpenAI-compatible server", check=port),
+)
