@@ -69,7 +69,7 @@ def cmd_check(args) -> int:
             print(f"error: {error}", file=sys.stderr)
         print(f"armada check: {len(errors)} error(s) in {args.inventory}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for line in group_summaries(inventory):
+    for line in group_summaries(inventory, args.inventory):
         print(line)
     return 0
 

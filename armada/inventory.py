@@ -20,11 +20,15 @@ _IMPLICIT_GROUPS = ("all",)
 
 def load_inventory(path: str) -> Inventory:
     """An inventory file (with group_data/ beside it or in the cwd), as the CLI loads it."""
+    from pyinfra.api import State
+    from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
 
     if not os.path.exists(path) and "@" not in path and "," not in path:
         raise FileNotFoundError(f"inventory {path!r} not found")
-    return make_inventory(path, cwd=os.getcwd())
+    # pyinfra executes inventory and group_data files inside a state context
+    with ctx_state.use(State(check_for_changes=False)):
+        return make_inventory(path, cwd=os.getcwd())
 
 
 def host_data(host) -> dict[str, Any]:
@@ -57,9 +61,11 @@ def model_bytes(data: Mapping[str, Any]) -> int | None:
     return int(size * 2**30) if size is not None else None
 
 
-def group_summaries(inventory: Inventory) -> list[str]:
+def group_summaries(inventory: Inventory, inventory_path: str) -> list[str]:
+    """One line per group; the group pyinfra names after the file is left out."""
     lines = []
-    file_groups = {name: hosts for name, hosts in inventory.groups.items() if name not in _IMPLICIT_GROUPS and hosts}
+    skip = (*_IMPLICIT_GROUPS, os.path.splitext(os.path.basename(inventory_path))[0])
+    file_groups = {name: hosts for name, hosts in inventory.groups.items() if name not in skip and hosts}
     for name, hosts in sorted(file_groups.items()):
         data = host_data(hosts[0])
         model = data.get("model_path") or data.get("model_id") or "-"

@@ -133,7 +133,12 @@ def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tu
         if reserved >= smallest:
             raise DataError(host, "vllm_cpu_reserved_cores", reserved, f"leaves no core to a rank of {smallest} cores")
     bound = [g[: len(g) - reserved] if reserved else g for g in groups]
-    smt = " physical cores only (SMT siblings left out);" if primary is not None else ""
+    if primary is not None:
+        smt = " physical cores only (SMT siblings left out);"
+    elif facts.cpu.threads_per_core > 1:
+        smt = " SMT siblings unknown (no /proc/cpuinfo core ids): all logical CPUs bound;"
+    else:
+        smt = ""
     return bound, reserved, f"{how};{smt} {why_reserved}"
 
 

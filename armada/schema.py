@@ -63,15 +63,15 @@ class Key:
 
     def validate(self, host: str, value: Any) -> DataError | None:
         if value is None:
-            return None if self.nullable else DataError(host, self.name, value, f"must be a {self.type_name()}")
+            return None if self.nullable else DataError(host, self.name, value, f"must be of type {self.type_name()}")
         types = self.types if isinstance(self.types, tuple) else (self.types,)
         # bool is an int subclass in Python; a port of True is a mistake
         if isinstance(value, bool) and bool not in types:
-            return DataError(host, self.name, value, f"must be a {self.type_name()}, not a bool")
+            return DataError(host, self.name, value, f"must be of type {self.type_name()}, not a bool")
         if float in types and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, types):
-            return DataError(host, self.name, value, f"must be a {self.type_name()}, not {type(value).__name__}")
+            return DataError(host, self.name, value, f"must be of type {self.type_name()}, not {type(value).__name__}")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
             return DataError(host, self.name, value, f"must be one of {allowed}")

@@ -1,0 +1,35 @@
+"""Your lab: edit the addresses (and SSH settings) before the first run.
+
+    armada check inventories/lab.py          # validate data, no connection
+    armada snapshot inventories/lab.py snaps # raw facts, one folder per host
+    pyinfra inventories/lab.py deploys/llm.py
+
+Group data sits beside each group as (hosts, data); keys are documented in
+README.md ("Inventory data keys") and in roles/*/defaults.py.
+"""
+
+# NVIDIA Grace hosts (GH200 / GB200 / GB300): CUDA vLLM from PyPI.
+grace = (
+    [
+        "grace-1.example.internal",  # placeholder: your GH200 / GB200 host
+    ],
+    {
+        "ssh_user": "ubuntu",
+        "model_id": "Qwen/Qwen2.5-7B-Instruct",
+        "vllm_version": "0.31.0",
+    },
+)
+
+# ARM CPU-only hosts (AWS Graviton, Ampere Altra): vLLM's CPU backend,
+# built from source; torch from PyTorch's CPU index.
+graviton = (
+    [
+        "graviton-1.example.internal",  # placeholder: your Graviton / Altra host
+    ],
+    {
+        "ssh_user": "ubuntu",
+        "model_id": "Qwen/Qwen2.5-0.5B-Instruct",
+        "vllm_version": "0.31.0",
+        "vllm_kvcache_space_gib": 8,
+    },
+)

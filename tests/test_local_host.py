@@ -1,0 +1,108 @@
+"""The facts, snapshot and deploy entry on a real host: this machine, through
+pyinfra's @local connector (the same code paths as @ssh)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all
+
+from armada import facts
+from armada.inventory import load_inventory
+from conftest import ROOT, armada
+
+
+@pytest.fixture(scope="module")
+def local_host():
+    inventory = load_inventory("@local")
+    state = State(inventory, Config())
+    connect_all(state)
+    return inventory.get_host("@local")
+
+
+def test_host_facts_on_this_machine(local_host):
+    host_facts = local_host.get_fact(facts.HostFacts)
+    assert host_facts.cpu.arch == os.uname().machine
+    assert host_facts.cpu.logical_cpus == os.cpu_count()
+    assert host_facts.memory.total_bytes > 0
+    with open("/etc/os-release") as handle:
+        assert f"ID={host_facts.os.id}" in handle.read().replace('"', "")
+    # every PCI function of /sys is listed
+    assert len(host_facts.pci) == len(os.listdir("/sys/bus/pci/devices"))
+
+
+def test_single_facts_agree_with_the_combined_one(local_host):
+    combined = local_host.get_fact(facts.HostFacts)
+    assert local_host.get_fact(facts.Cpu) == combined.cpu
+    assert local_host.get_fact(facts.OsRelease) == combined.os
+    assert local_host.get_fact(facts.PciDevices) == combined.pci
+    assert local_host.get_fact(facts.Memory).total_bytes == combined.memory.total_bytes
+
+
+def test_absent_nvidia_smi_is_empty_not_an_error(local_host):
+    if os.path.exists("/usr/bin/nvidia-smi"):
+        pytest.skip("this machine has nvidia-smi")
+    assert local_host.get_fact(facts.NvidiaSmi) == ()
+
+
+def test_torch_fact_missing_venv_is_none(local_host, tmp_path):
+    assert local_host.get_fact(facts.TorchBuild, venv=str(tmp_path / "no-venv")) is None
+
+
+def test_torch_fact_reads_a_real_cpu_build(local_host, torch_venv):
+    build = local_host.get_fact(facts.TorchBuild, venv=torch_venv)
+    assert build.version.startswith("2.13.0") and build.cuda is None
+    assert not build.cuda_available and build.device_count == 0
+    assert build.path.startswith(torch_venv)
+
+
+def test_snapshot_then_profile(tmp_path):
+    result = armada("snapshot", "@local", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "@local"
+    for name in ("lscpu.txt", "cpuinfo.txt", "meminfo.txt", "os-release.txt", "pci.txt"):
+        assert (folder / name).stat().st_size > 0, name
+    assert not (folder / "nvidia-smi.csv").exists() or os.path.exists("/usr/bin/nvidia-smi")
+    first = (folder / "pci.txt").read_text().split()
+    assert first[1].startswith("0x") and first[2].startswith("0x")
+    profile = armada("profile", str(folder))
+    assert profile.returncode == 0, profile.stderr
+    data = json.loads(profile.stdout)
+    assert data["arch"] == os.uname().machine and data["accelerator"] == "cpu"
+
+
+def run_deploy(inventory_text, tmp_path):
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(inventory_text)
+    pyinfra = os.path.join(os.path.dirname(sys.executable), "pyinfra")
+    return subprocess.run(
+        [pyinfra, "-y", str(inventory), "deploys/llm.py"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_deploy_refuses_bad_data_before_anything_runs(tmp_path):
+    result = run_deploy('hosts = [("@local", {"model_id": "a/b", "vllm_port": 99999})]\n', tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "host '@local': vllm_port = 99999: must be a TCP port" in output
+    assert "nothing was changed on any host" in output
+    assert "Beginning operation run" not in output
+
+
+def test_deploy_refuses_what_the_host_cannot_do(tmp_path):
+    result = run_deploy('hosts = [("@local", {"model_id": "a/b", "vllm_accelerator": "cuda"})]\n', tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "vllm_accelerator = 'cuda': the host has no NVIDIA GPU" in output
+    assert "Beginning operation run" not in output
+
+
+def test_deploy_logs_each_decision_with_its_reason(tmp_path):
+    result = run_deploy('hosts = [("@local", {"model_id": "a/b", "vllm_kvcache_space_gib": 1})]\n', tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "accelerator = 'cpu': no NVIDIA GPU on PCI" in output
+    assert "kvcache_space_gib = 1: set by data" in output
