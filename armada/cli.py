@@ -6,6 +6,7 @@ Deploys themselves run through pyinfra: ``pyinfra INVENTORY deploys/llm.py``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -89,6 +90,26 @@ def cmd_snapshot(args) -> int:
     return 1 if failed else 0
 
 
+def keys_table() -> str:
+    """The data keys as a Markdown table (README.md carries it)."""
+    from armada.schema import ROLE_MODULES, all_keys
+
+    rows = ["| key | type | default | role | what it is for |", "| --- | --- | --- | --- | --- |"]
+    roles = {}
+    for module in ROLE_MODULES:
+        for key in importlib.import_module(module).KEYS:
+            roles[key.name] = module.split(".")[1]
+    for name, key in all_keys().items():
+        doc = key.doc + (f" (one of: {', '.join(map(str, key.choices))})" if key.choices else "")
+        rows.append(f"| `{name}` | {key.type_name()} | `{key.default!r}` | {roles[name]} | {doc} |")
+    return "\n".join(rows)
+
+
+def cmd_keys(args) -> int:
+    print(keys_table())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="armada", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate an inventory's data without connecting to any host")
     p.add_argument("inventory")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("keys", help="print the inventory data keys, defaults and meaning as a Markdown table")
+    p.set_defaults(func=cmd_keys)
 
     args = parser.parse_args(argv)
     return args.func(args)

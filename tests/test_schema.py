@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from armada.schema import all_keys, defaults, validate_host_data
-from conftest import armada
+from conftest import ROOT, armada
 
 
 def errors(data, host="h1"):
@@ -113,3 +113,11 @@ def test_check_unloadable_inventory(tmp_path):
     assert armada("check", str(tmp_path / "missing.py")).returncode == 2
 
 
+
+
+def test_readme_keys_table_is_current():
+    from armada.cli import keys_table
+
+    with open(f"{ROOT}/README.md") as handle:
+        readme = handle.read()
+    assert keys_table() in readme, "README's keys table is stale: paste `armada keys` between the keys markers"
