@@ -106,6 +106,16 @@ def keys_table() -> str:
 
 
 def cmd_keys(args) -> int:
+    if args.update:
+        import re
+
+        with open(args.update, encoding="utf-8") as handle:
+            text = handle.read()
+        block = f"<!-- keys:start -->\n{keys_table()}\n<!-- keys:end -->"
+        text = re.sub(r"<!-- keys:start -->.*?<!-- keys:end -->", lambda _: block, text, flags=re.S)
+        with open(args.update, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return 0
     print(keys_table())
     return 0
 
@@ -130,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("keys", help="print the inventory data keys, defaults and meaning as a Markdown table")
+    p.add_argument("--update", metavar="README", help="rewrite the table between the keys markers of this file")
     p.set_defaults(func=cmd_keys)
 
     args = parser.parse_args(argv)

@@ -38,8 +38,19 @@ def host_data(host) -> dict[str, Any]:
 
 def validate_inventory(inventory: Inventory) -> list[DataError]:
     errors: list[DataError] = []
+    names = {host.name for host in inventory}
     for host in inventory:
-        errors.extend(validate_host_data(host.name, host_data(host)))
+        data = host_data(host)
+        host_errors = validate_host_data(host.name, data)
+        control_plane = data.get("armada_control_plane")
+        if not host_errors and control_plane and control_plane not in names:
+            host_errors.append(
+                DataError(host.name, "armada_control_plane", control_plane, "no such host in the inventory")
+            )
+        group = data.get("etcd_cluster_group")
+        if not host_errors and group and not inventory.groups.get(group):
+            host_errors.append(DataError(host.name, "etcd_cluster_group", group, "no such group in the inventory"))
+        errors.extend(host_errors)
     return errors
 
 

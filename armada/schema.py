@@ -22,7 +22,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 # Roles whose defaults.py declare data keys, in deploy order.
-ROLE_MODULES = ("roles.vllm.defaults", "roles.model.defaults")
+ROLE_MODULES = (
+    "roles.base.defaults",
+    "roles.nats.defaults",
+    "roles.etcd.defaults",
+    "roles.vllm.defaults",
+    "roles.model.defaults",
+)
 
 # Keys that belong to pyinfra itself (connectors, global operation arguments).
 PYINFRA_KEY_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "chroot_", "local_", "terraform_", "_")
@@ -177,6 +183,12 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
         yield DataError(
             host, "vllm_spec", data["vllm_spec"], "vllm_strategy 'source' builds vllm_git_url at vllm_git_commit; drop vllm_spec"
         )
+    roles = data["armada_roles"]
+    serves = "vllm_service" in roles
+    if serves and not {"vllm", "model"} <= set(roles):
+        yield DataError(host, "armada_roles", roles, "vllm_service needs the vllm and model roles on the same host")
+    if not serves and "model" not in roles:
+        return  # no model needed on a host that does not serve
     if data["model_path"] and data["model_id"]:
         yield DataError(host, "model_path", data["model_path"], "set model_path (a local folder) or model_id (a hub id), not both")
     if not data["model_path"] and not data["model_id"]:

@@ -41,6 +41,11 @@ KEYS = (
     Key("vllm_cpu_reserved_cores", int, None, "CPU serving: cores per rank kept out of the OpenMP binding for the "
         "API server and tokenizer; default 1 (0 on a one-core node)", nullable=True, check=at_least(0)),
     Key("vllm_max_model_len", int, None, "--max-model-len; default: the model's own", nullable=True, check=at_least(16)),
+    Key("vllm_exclude_deps", list, [], "Requirements of the vLLM package NOT to install (e.g. torchvision, "
+        "torchaudio, torchcodec for text-only CPU serving, where PyPI's builds do not match a +cpu torch)",
+        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
+    Key("vllm_extra_args", list, [], "Extra command-line arguments for the vLLM server",
+        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of strings"),
     Key("vllm_host", str, "0.0.0.0", "Address the OpenAI-compatible server binds"),
     Key("vllm_port", int, 8000, "Port of the OpenAI-compatible server", check=port),
 )

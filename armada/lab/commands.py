@@ -1,0 +1,68 @@
+"""``armada lab up|down|status``: the local lab of two nspawn hosts (see armada.lab.hosts).
+
+Wired into armada/cli.py with::
+
+    from armada.lab.commands import add_parser as add_lab_parser
+    add_lab_parser(subparsers)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_FAILED = 1
+
+
+def _table(rows: list[dict]) -> str:
+    header = ("HOST", "ARCH", "ADDRESS", "RUNNING", "SSH")
+    lines = [header]
+    for row in rows:
+        lines.append((
+            row["name"], row["arch"], row["address"],
+            f"yes (pid {row['pid']})" if row["running"] else "no",
+            "ok" if row["ssh"] else "-",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
+def cmd_lab(args) -> int:
+    from armada.lab import hosts
+
+    try:
+        if args.lab_action == "up":
+            hosts.up()
+        elif args.lab_action == "down":
+            hosts.down()
+            return 0
+    except hosts.LabError as exc:
+        print(f"armada lab {args.lab_action}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    rows = hosts.status()
+    print(_table(rows))
+    print(f"inventory: inventories/local.py   key: {hosts.key_path()}   proxy: {hosts.PROXY_URL}")
+    if args.lab_action == "up" and not all(row["running"] and row["ssh"] for row in rows):
+        return EXIT_FAILED
+    if args.lab_action == "status" and args.check and not all(row["running"] and row["ssh"] for row in rows):
+        return EXIT_FAILED
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "lab",
+        help="local lab: an aarch64 (emulated) and an x86_64 Debian host booted with systemd-nspawn",
+        description=(
+            "Two real Debian hosts for armada's deploys and tests: armada-cp (aarch64, qemu) at "
+            "10.213.0.11 and armada-serve (x86_64) at 10.213.0.12, on bridge armadabr0, egress through "
+            "tinyproxy on 10.213.0.1:8888. Needs root. Lab dir: $ARMADA_LAB_DIR (default /var/tmp/armada-lab)."
+        ),
+    )
+    actions = parser.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
+    actions.add_parser("up", help="build root filesystems once, boot both hosts, wait for SSH (idempotent)")
+    actions.add_parser("down", help="stop the hosts, remove network and rootfs copies (keeps the cache and key)")
+    status = actions.add_parser("status", help="per host: arch, address, running, SSH")
+    status.add_argument("--check", action="store_true", help="exit non-zero unless every host runs and answers SSH")
+    parser.set_defaults(func=cmd_lab)
+    return parser

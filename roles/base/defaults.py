@@ -1,0 +1,41 @@
+"""Data keys of the base role (and of the composition: which roles a host runs)."""
+
+from armada.schema import Key, absolute_path, identifier, url
+
+ALL_ROLES = ("base", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service")
+
+
+def _roles(value):
+    if not all(isinstance(v, str) for v in value):
+        return "must be a list of role names"
+    unknown = [v for v in value if v not in ALL_ROLES]
+    if unknown:
+        return f"unknown role(s) {', '.join(unknown)}; known: {', '.join(ALL_ROLES)}"
+    return None
+
+
+def _ca_files(value):
+    import os
+
+    if not all(isinstance(v, str) for v in value):
+        return "must be a list of file paths"
+    missing = [v for v in value if not os.path.isfile(v)]
+    return f"no such file(s) on the control machine: {', '.join(missing)}" if missing else None
+
+
+KEYS = (
+    Key("armada_roles", list, list(ALL_ROLES), "Roles this host runs, in deploy order (a subset of "
+        + ", ".join(ALL_ROLES) + ")", check=_roles),
+    Key("armada_control_plane", str, None, "Inventory host whose nats and etcd this host uses; default: itself",
+        nullable=True),
+    Key("armada_proxy", str, None, "Egress HTTP proxy for apt, pip and downloads (http://host:port)",
+        nullable=True, check=url),
+    Key("armada_no_proxy", str, "localhost,127.0.0.1", "Hosts reached without the proxy"),
+    Key("armada_ca_certs", list, [], "Extra CA certificates (files on the control machine) the hosts must trust, "
+        "e.g. a corporate TLS-inspecting proxy's", check=_ca_files),
+    Key("armada_user", str, "armada", "Service user that runs nats, etcd and vLLM", check=identifier),
+    Key("armada_root", str, "/opt/armada", "Install root (venvs, wheelhouse)", check=absolute_path),
+    Key("armada_data_dir", str, "/var/lib/armada", "Persistent data root (model cache, etcd, JetStream); "
+        "never deleted by armada", check=absolute_path),
+    Key("armada_config_dir", str, "/etc/armada", "Configuration files and env files", check=absolute_path),
+)

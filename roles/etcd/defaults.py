@@ -1,0 +1,13 @@
+"""Data keys of the etcd role."""
+
+from armada.schema import Key, absolute_path, port
+
+KEYS = (
+    Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
+    Key("etcd_client_port", int, 2379, "Client port", check=port),
+    Key("etcd_peer_port", int, 2380, "Peer port (cluster members)", check=port),
+    Key("etcd_data_dir", str, "/var/lib/armada/etcd", "Data dir on persistent disk", check=absolute_path),
+    Key("etcd_cluster_group", str, None, "Inventory group whose hosts form one etcd cluster; default: a single "
+        "member per host", nullable=True),
+    Key("etcd_cluster_token", str, "armada-etcd", "initial-cluster-token of a new cluster"),
+)

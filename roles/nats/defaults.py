@@ -1,0 +1,22 @@
+"""Data keys of the nats role."""
+
+from armada.schema import Key, absolute_path, port, url
+
+
+def _sha256(value):
+    import re
+
+    return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be a hex sha256 (64 characters)"
+
+
+KEYS = (
+    Key("nats_source", str, "distro", "'distro' (the OS package nats-server) or 'release' (nats_release_url + "
+        "nats_release_sha256, a .tar.gz from NATS' releases or a mirror)", choices=("distro", "release")),
+    Key("nats_release_url", str, None, "URL of a nats-server release .tar.gz for this host's architecture",
+        nullable=True, check=url),
+    Key("nats_release_sha256", str, None, "sha256 of nats_release_url", nullable=True, check=_sha256),
+    Key("nats_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
+    Key("nats_port", int, 4222, "Client port", check=port),
+    Key("nats_monitor_port", int, 8222, "HTTP monitoring port (/healthz, /jsz), bound to loopback", check=port),
+    Key("nats_store_dir", str, "/var/lib/armada/nats", "JetStream store on persistent disk", check=absolute_path),
+)
