@@ -28,6 +28,16 @@ def check_inventory(inventory) -> None:
     if id(inventory) in _checked:
         return
     errors = validate_inventory(inventory)
+    if not errors:
+        import os
+
+        from armada.schema import with_defaults
+
+        # a fresh report for this run
+        for host in inventory:
+            report = with_defaults(host_data(host))["armada_health_report"]
+            if os.path.exists(report):
+                os.remove(report)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         raise ArmadaDataError(f"{len(errors)} data error(s); nothing was changed on any host:\n{lines}")
@@ -51,3 +61,57 @@ def prepare(host, inventory) -> Profile:
     for name, reason in profile.reasons.items():
         logger.info(f"{host.print_prefix}{name} = {getattr(profile, name, None)!r}: {reason}")
     return profile
+
+
+def run_health_checks(host, inventory, profile: Profile) -> None:
+    """Health of one host after the run (called through python.call)."""
+    from armada import health
+    from armada.role_support import client_address, control_plane_host, role_data
+
+    data = role_data(host)
+    roles = data["armada_roles"]
+    checks: list = []
+    if "nats" in roles:
+        checks += health.nats_checks(host, data)
+    if "etcd" in roles:
+        checks += health.etcd_checks(host, data)
+    control_plane = control_plane_host(host, inventory)
+    if control_plane is not host and "vllm_service" in roles:
+        cp = role_data(control_plane)
+        checks += health.control_plane_checks(
+            host,
+            f"nats://{client_address(cp['nats_listen'], control_plane)}:{cp['nats_port']}",
+            f"http://{client_address(cp['etcd_listen'], control_plane)}:{cp['etcd_client_port']}",
+        )
+    if "vllm_service" in roles:
+        from roles.model import model_name
+        from roles.vllm import venv_path
+
+        checks += health.vllm_checks(
+            host, data, profile, venv_path(profile, data), model_name(data), data["vllm_ready_timeout"]
+        )
+    health.write_report(data["armada_health_report"], host.name, checks)
+    print(f"\n--> Health of {host.name}\n{health.render_table(checks)}\n", flush=True)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise RuntimeError(f"{host.name}: {len(failed)} health check(s) failed: " + "; ".join(c.check for c in failed))
+
+
+def schedule_health_checks(host, inventory, profile: Profile) -> None:
+    from pyinfra.operations import python
+
+    python.call(name="armada health checks (read-only)", function=run_health_checks, host=host,
+                inventory=inventory, profile=profile)
+
+
+def apply_roles(host, inventory, profile: Profile) -> None:
+    """Run this host's roles (``armada_roles``) in the one fixed order."""
+    import importlib
+
+    from armada.role_support import role_data
+    from roles.base.defaults import ALL_ROLES
+
+    wanted = role_data(host)["armada_roles"]
+    for role in ALL_ROLES:
+        if role in wanted:
+            importlib.import_module(f"roles.{role}").apply(profile)

@@ -4,12 +4,16 @@
 
 It starts by validating every host's data (one error list, nothing changed
 on any host when there is one), reads each host's facts and builds its
-serving profile; every decision is logged with its reason. The roles that
-act on the profile are composed below, in order.
+serving profile (every decision is logged with its reason), then runs the
+host's roles (``armada_roles``) in order: base, tcmalloc, nats, etcd, vllm,
+model, vllm_service; and ends with the health checks (read-only): a table
+per host and a JSON report, non-zero exit when any check fails.
 """
 
 from pyinfra import host, inventory
 
-from armada.deploy import prepare
+from armada.deploy import apply_roles, prepare, schedule_health_checks
 
 profile = prepare(host, inventory)
+apply_roles(host, inventory, profile)
+schedule_health_checks(host, inventory, profile)

@@ -84,7 +84,7 @@ def run_deploy(inventory_text, tmp_path):
 
 
 def test_deploy_refuses_bad_data_before_anything_runs(tmp_path):
-    result = run_deploy('hosts = [("@local", {"model_id": "a/b", "vllm_port": 99999})]\n', tmp_path)
+    result = run_deploy('hosts = [("@local", {"armada_roles": [], "vllm_port": 99999})]\n', tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "host '@local': vllm_port = 99999: must be a TCP port" in output
@@ -93,7 +93,7 @@ def test_deploy_refuses_bad_data_before_anything_runs(tmp_path):
 
 
 def test_deploy_refuses_what_the_host_cannot_do(tmp_path):
-    result = run_deploy('hosts = [("@local", {"model_id": "a/b", "vllm_accelerator": "cuda"})]\n', tmp_path)
+    result = run_deploy('hosts = [("@local", {"armada_roles": [], "vllm_accelerator": "cuda"})]\n', tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "vllm_accelerator = 'cuda': the host has no NVIDIA GPU" in output
@@ -101,7 +101,12 @@ def test_deploy_refuses_what_the_host_cannot_do(tmp_path):
 
 
 def test_deploy_logs_each_decision_with_its_reason(tmp_path):
-    result = run_deploy('hosts = [("@local", {"model_id": "a/b", "vllm_kvcache_space_gib": 1})]\n', tmp_path)
+    # no roles: this machine is the developer's own, not a lab host
+    result = run_deploy(
+        'hosts = [("@local", {"armada_roles": [], "vllm_kvcache_space_gib": 1, '
+        f'"armada_health_report": "{tmp_path}/health.json"}})]\n',
+        tmp_path,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "accelerator = 'cpu': no NVIDIA GPU on PCI" in output

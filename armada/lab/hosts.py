@@ -166,6 +166,21 @@ def _kill(pid: int, sig: int = signal.SIGKILL) -> None:
         os.kill(pid, sig)
 
 
+def _reap(pid: int | None, timeout: float = 5.0) -> None:
+    """Wait for a dead process to leave the process table.
+
+    When up() ran in this very process (tests), nspawn and tinyproxy are our
+    children and stay zombies until waited for; otherwise PID 1 reaps them.
+    """
+    if not pid:
+        return
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def _lab_lock():
     """One up/down at a time per lab dir (a second one waits)."""
@@ -365,6 +380,7 @@ def stop_proxy() -> None:
                 break
             time.sleep(0.1)
         _kill(pid, signal.SIGKILL)
+        _reap(pid)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_proxy_pid_file())
 
@@ -438,8 +454,28 @@ def prepare_rootfs(host: LabHost) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
         os.symlink("/dev/null", link)
+    if host.emulated:
+        _drop_credentials(root)
     # machine-id: empty -> nspawn hands the container a fresh transient one per boot
     _write(f"{root}/etc/machine-id", "")
+
+
+def _drop_credentials(root: str) -> None:
+    """Under qemu-user, systemd cannot set up a unit's credentials (the unit fails with
+    243/CREDENTIALS, "Failed to set up credentials: Invalid argument": a mount syscall
+    qemu does not emulate). systemd-tmpfiles-setup, -setup-dev and systemd-sysusers
+    only load optional credentials, so reset LoadCredential= for every such unit."""
+    unit_dir = f"{root}/lib/systemd/system"
+    for name in sorted(os.listdir(unit_dir)):
+        if not name.endswith(".service") or os.path.islink(os.path.join(unit_dir, name)):
+            continue
+        with open(os.path.join(unit_dir, name), encoding="utf-8", errors="replace") as handle:
+            if not any(line.startswith("LoadCredential=") for line in handle):
+                continue
+        _write(
+            f"{root}/etc/systemd/system/{name}.d/armada-lab-qemu.conf",
+            "# armada lab: credentials cannot be set up under qemu-user emulation\n[Service]\nLoadCredential=\n",
+        )
 
 
 def _host_pubkeys(host: LabHost) -> list[str]:
@@ -600,6 +636,7 @@ def stop_host(host: LabHost, timeout: float = 30.0) -> None:
         for other in left:
             _kill(other)
         time.sleep(0.2)
+    _reap(pid)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_pid_file(host))
 

@@ -37,5 +37,9 @@ KEYS = (
     Key("armada_root", str, "/opt/armada", "Install root (venvs, wheelhouse)", check=absolute_path),
     Key("armada_data_dir", str, "/var/lib/armada", "Persistent data root (model cache, etcd, JetStream); "
         "never deleted by armada", check=absolute_path),
+    Key("armada_health_report", str, "armada-health.json", "JSON health report written on the control machine "
+        "(one entry per host) at the end of every deploy"),
+    Key("vllm_ready_timeout", int, 600, "Seconds the health check waits for vLLM to answer /health after a (re)start",
+        check=lambda v: None if v >= 1 else "must be >= 1"),
     Key("armada_config_dir", str, "/etc/armada", "Configuration files and env files", check=absolute_path),
 )

@@ -1,5 +1,186 @@
-"""The vLLM role: torch and vLLM in a versioned venv, and the serving unit.
+"""The vLLM role: torch and vLLM in a versioned venv, torch pinned and guarded.
 
-Its data keys (and their defaults) are in :mod:`roles.vllm.defaults`; the
-decisions drawn from them and the host's facts are in :mod:`armada.profile`.
+Each install lives in its own venv, ``<armada_root>/vllm/<version>-<hash>``
+(the hash covers everything that makes two installs differ), and ``current``
+points at the one the service runs. Torch comes first, from the profile's
+index; a constraints file then pins the exact torch installed, so that no
+later install can swap it; after every install the torch guard checks that
+the venv holds the build the profile chose (a CUDA build with the expected
+GPUs on GPU hosts; a CPU build and no nvidia-* wheels on CPU hosts).
+
+Its data keys are in :mod:`roles.vllm.defaults`; the decisions it acts on
+are in :mod:`armada.profile`.
 """
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.pip import PipPackages
+from packaging.requirements import Requirement
+from pyinfra.operations import files, pip, server
+
+from armada.facts import TorchBuild
+from armada.parsers import TorchBuild as TorchBuildInfo
+from armada.profile import Profile
+from armada.role_support import role_data
+
+FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "files")
+INSTALLER = "armada-pip-install.py"
+
+
+def install_id(profile: Profile, data: dict) -> str:
+    """``<version>-<hash>``: one venv per distinct install (a pure function)."""
+    recipe = {
+        "strategy": profile.vllm_strategy,
+        "spec": profile.vllm_spec,
+        "git": [profile.vllm_git_url, profile.vllm_git_commit],
+        "torch": [profile.torch_spec, profile.torch_index_url],
+        "device": profile.vllm_target_device,
+        "exclude": sorted(data["vllm_exclude_deps"]),
+    }
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{data['vllm_version']}-{digest}"
+
+
+def venv_path(profile: Profile, data: dict) -> str:
+    return f"{data['armada_root']}/vllm/{install_id(profile, data)}"
+
+
+def torch_problem(build: TorchBuildInfo | None, profile: Profile, installed_packages: dict | None = None) -> str | None:
+    """Why the venv's torch is not the build the profile chose; None when it is."""
+    if build is None:
+        return "no importable torch in the venv"
+    wanted = profile.torch_spec.split("==", 1)[1]
+    if build.version != wanted and build.version.split("+")[0] != wanted:
+        return f"torch {build.version} installed, {wanted} wanted"
+    if profile.accelerator == "cuda":
+        if not build.is_cuda_build:
+            return f"torch {build.version} is a CPU build on a GPU host"
+        if build.device_count != profile.gpu_count:
+            return f"torch sees {build.device_count} GPU(s), the host has {profile.gpu_count}"
+    else:
+        if build.is_cuda_build:
+            return f"torch {build.version} is a CUDA {build.cuda} build on a CPU-only host"
+        nvidia = sorted(name for name in (installed_packages or {}) if name.lower().startswith("nvidia-"))
+        if nvidia:
+            return f"CUDA wheels on a CPU-only host: {', '.join(nvidia)}"
+    return None
+
+
+def guard_command(venv: str, profile: Profile) -> str:
+    """A shell command that fails, naming what is installed and from where, unless
+    the venv's torch is the build the profile chose (runs after an install)."""
+    args = json.dumps(
+        {
+            "accelerator": profile.accelerator,
+            "gpus": profile.gpu_count,
+            "wanted": profile.torch_spec.split("==", 1)[1],
+            "index": profile.torch_index_url or "PyPI",
+        }
+    )
+    script = f"""
+import json, sys, importlib.metadata as md
+want = json.loads({args!r})
+import torch
+version, cuda = torch.__version__, torch.version.cuda
+count = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
+problems = []
+if version != want["wanted"] and version.split("+")[0] != want["wanted"]:
+    problems.append(f"torch {{version}} installed, {{want['wanted']}} wanted")
+if want["accelerator"] == "cuda":
+    if cuda is None: problems.append(f"torch {{version}} is a CPU build on a GPU host")
+    elif count != want["gpus"]: problems.append(f"torch sees {{count}} GPU(s), the host has {{want['gpus']}}")
+else:
+    if cuda is not None: problems.append(f"torch {{version}} is a CUDA {{cuda}} build on a CPU-only host")
+    nvidia = sorted(d.metadata["Name"] for d in md.distributions() if d.metadata["Name"].lower().startswith("nvidia-"))
+    if nvidia: problems.append("CUDA wheels on a CPU-only host: " + ", ".join(nvidia))
+if problems:
+    sys.exit("torch guard: " + "; ".join(problems) + f" (torch from {{want['index']}}, at {{torch.__file__}})")
+print(f"torch guard: ok, torch {{version}} cuda={{cuda}} gpus={{count}}")
+"""
+    return f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}"
+
+
+def _pip_source_args(profile: Profile, find_links: str | None, for_torch: bool) -> list[str]:
+    args = []
+    if for_torch and profile.torch_index_url:
+        args.append(f"--index-url={profile.torch_index_url}")
+    if find_links:
+        args.append(f"--find-links={find_links}")
+    return args
+
+
+@deploy("armada vllm")
+def apply(profile: Profile):
+    data = role_data(host)
+    root = data["armada_root"]
+    venv = venv_path(profile, data)
+    python, pip_bin = f"{venv}/bin/python", f"{venv}/bin/pip"
+    constraints = f"{venv}/armada-constraints.txt"
+
+    files.directory(name="vllm installs dir", path=f"{root}/vllm", mode="755")
+    files.directory(name="armada bin dir", path=f"{root}/bin", mode="755")
+    installer = f"{root}/bin/{INSTALLER}"
+    files.put(name="pip installer", src=os.path.join(FILES, INSTALLER), dest=installer, mode="755")
+
+    find_links = None
+    wheelhouse = data["vllm_wheelhouse"]
+    if wheelhouse and "://" not in wheelhouse:
+        find_links = f"{root}/wheelhouse"
+        files.sync(name="wheelhouse", src=wheelhouse, dest=find_links, mode="644", dir_mode="755")
+    elif wheelhouse:
+        find_links = wheelhouse
+
+    pip.venv(name=f"venv {os.path.basename(venv)}", path=venv, python="python3")
+
+    build = host.get_fact(TorchBuild, venv=venv)
+    packages = host.get_fact(PipPackages, pip=pip_bin) if build else {}
+    if build is None:
+        torch_args = " ".join(_pip_source_args(profile, find_links, for_torch=True))
+        server.shell(
+            name=f"torch {profile.torch_spec} from {profile.torch_index_url or 'PyPI'}",
+            commands=[
+                f"{pip_bin} install {torch_args} {shlex.quote(profile.torch_spec)}",
+                # the pin is the exact build installed (with its +cpu/+cu local label)
+                f"{python} -c 'import torch; print(\"torch==\" + torch.__version__)' > {constraints}",
+            ],
+        )
+    else:
+        problem = torch_problem(build, profile, packages)
+        if problem:
+            raise ValueError(f"{host.name}: torch guard: {venv}: {problem}; remove that venv or fix the torch source")
+        files.put(name="torch pin", src=StringIO(f"torch=={build.version}\n"), dest=constraints, mode="644")
+
+    if profile.vllm_strategy == "source":
+        raise NotImplementedError(
+            f"{host.name}: vllm_strategy 'source' (built once per fleet) is not available yet; "
+            "use 'pypi' with vllm_spec, or 'wheel' with vllm_wheelhouse"
+        )
+    requirement = Requirement(profile.vllm_spec)
+    have = {name.lower(): versions for name, versions in packages.items()}.get(requirement.name.lower(), [])
+    if not (have and all(requirement.specifier.contains(v, prereleases=True) for v in have)):
+        sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
+        exclude = ",".join(data["vllm_exclude_deps"])
+        if exclude:
+            command = (
+                f"{python} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
+                f"{sources} {shlex.quote(profile.vllm_spec)}"
+            )
+        else:
+            command = f"{pip_bin} install --constraint={constraints} {sources} {shlex.quote(profile.vllm_spec)}"
+        server.shell(name=f"vLLM {profile.vllm_spec}", commands=[command])
+        server.shell(name="torch guard", commands=[guard_command(venv, profile)])
+
+    files.link(name="current vLLM install", path=f"{root}/vllm/current", target=venv)
+
+
+def current_venv(data: dict) -> str:
+    return f"{data['armada_root']}/vllm/current"
+

@@ -1,0 +1,142 @@
+"""Health checks: read, never change. Each gives (host, check, ok, what was seen).
+
+They run from the control machine over the deploy's own connection (a
+``python.call`` at the end of a deploy), so they see the host as it is after
+the run. Deep checks: a real chat completion, not only /health (a server
+whose engine cannot generate still answers /health with 200).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import asdict, dataclass
+
+from armada.parsers import parse_torch_probe, TORCH_PROBE
+from armada.profile import Profile
+
+
+@dataclass(frozen=True)
+class Check:
+    host: str
+    check: str
+    ok: bool
+    seen: str
+
+
+def _shell(host, command: str) -> tuple[bool, str]:
+    ok, output = host.run_shell_command(command=command, print_output=False, print_input=False)
+    text = "\n".join(line.line if hasattr(line, "line") else str(line) for line in output.combined_lines)
+    return ok, text.strip()
+
+
+def _unit_active(host, unit: str) -> Check:
+    ok, seen = _shell(host, f"systemctl is-active {unit}.service")
+    return Check(host.name, f"{unit} active", ok and seen == "active", seen)
+
+
+def _http_json(host, url: str, body: dict | None = None, retries: int = 0, headers=()) -> tuple[bool, dict | str]:
+    extra = " ".join(f"-H {shlex.quote(h)}" for h in headers)
+    if body is not None:
+        extra += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
+    curl = f"curl -sS --max-time 120 --noproxy '*' {extra} {shlex.quote(url)}"
+    if retries:
+        curl = f"for i in $(seq {retries}); do {curl} && exit 0; sleep 1; done; exit 1"
+        curl = f"bash -c {shlex.quote(curl)}"
+    ok, text = _shell(host, curl)
+    try:
+        return ok, json.loads(text.splitlines()[-1] if text else "")
+    except ValueError:
+        return False, text[-300:]
+
+
+def nats_checks(host, data: dict) -> list[Check]:
+    monitor = f"http://127.0.0.1:{data['nats_monitor_port']}"
+    checks = [_unit_active(host, "armada-nats")]
+    ok, health = _http_json(host, f"{monitor}/healthz", retries=30)
+    checks.append(Check(host.name, "nats /healthz", ok and isinstance(health, dict) and health.get("status") == "ok",
+                        json.dumps(health) if isinstance(health, dict) else health))
+    ok, jsz = _http_json(host, f"{monitor}/jsz")
+    enabled = ok and isinstance(jsz, dict) and not jsz.get("disabled") and "config" in jsz
+    seen = f"store_dir={jsz['config'].get('store_dir')}" if enabled else str(jsz)[:200]
+    checks.append(Check(host.name, "nats JetStream enabled", enabled, seen))
+    return checks
+
+
+def etcd_checks(host, data: dict) -> list[Check]:
+    checks = [_unit_active(host, "armada-etcd")]
+    ok, health = _http_json(host, f"http://127.0.0.1:{data['etcd_client_port']}/health", retries=30)
+    checks.append(Check(host.name, "etcd endpoint health", ok and isinstance(health, dict)
+                        and health.get("health") == "true", json.dumps(health) if isinstance(health, dict) else health))
+    return checks
+
+
+def control_plane_checks(host, nats_url: str, etcd_url: str) -> list[Check]:
+    """This host reaches its control plane's nats and etcd, as a Dynamo worker would."""
+    ok, health = _http_json(host, f"{etcd_url}/health", retries=10)
+    checks = [Check(host.name, f"reaches etcd {etcd_url}", ok and isinstance(health, dict)
+                    and health.get("health") == "true", json.dumps(health) if isinstance(health, dict) else health)]
+    address, port = nats_url.removeprefix("nats://").rsplit(":", 1)
+    probe = f"exec 3<>/dev/tcp/{address}/{port} && head -c 120 <&3"
+    ok, seen = _shell(host, f"timeout 10 bash -c {shlex.quote(probe)}")
+    checks.append(Check(host.name, f"reaches nats {nats_url}", ok and seen.startswith("INFO "), seen[:120]))
+    return checks
+
+
+def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready_timeout: int = 600) -> list[Check]:
+    base = f"http://127.0.0.1:{data['vllm_port']}"
+    checks = [_unit_active(host, "armada-vllm")]
+    wait = f"for i in $(seq {ready_timeout}); do curl -sf --noproxy '*' {base}/health >/dev/null && exit 0; sleep 1; done; exit 1"
+    ok, _ = _shell(host, f"bash -c {shlex.quote(wait)}")
+    checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else f"no answer within {ready_timeout}s"))
+    ok, models = _http_json(host, f"{base}/v1/models")
+    names = [m.get("id") for m in models.get("data", [])] if ok and isinstance(models, dict) else []
+    checks.append(Check(host.name, "vLLM /v1/models lists the model", model in names, ", ".join(names) or str(models)[:200]))
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
+    ok, reply = _http_json(host, f"{base}/v1/chat/completions", body=body)
+    tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
+    content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
+    checks.append(Check(host.name, "vLLM chat completion generates", tokens > 0, f"{tokens} tokens: {content!r}"))
+
+    if profile.tcmalloc_path:
+        script = (
+            "cg=$(systemctl show -p ControlGroup --value armada-vllm.service); "
+            "for p in $(cat /sys/fs/cgroup$cg/cgroup.procs); do "
+            f"grep -q {shlex.quote(os.path.basename(profile.tcmalloc_path))} /proc/$p/maps 2>/dev/null "
+            "&& echo \"$p:$(tr '\\0' ' ' < /proc/$p/cmdline | cut -c1-60)\"; done"
+        )
+        ok, seen = _shell(host, f"bash -c {shlex.quote(script)}")
+        checks.append(Check(host.name, "tcmalloc mapped in vLLM", bool(seen), seen.replace("\n", "; ") or "no process maps it"))
+
+    from roles.vllm import torch_problem
+
+    ok, probe = _shell(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(TORCH_PROBE)} 2>/dev/null")
+    build = parse_torch_probe(probe) if ok else None
+    _, freeze = _shell(host, f"{shlex.quote(venv + '/bin/pip')} freeze --all")
+    installed = {line.split("==")[0]: [] for line in freeze.splitlines() if "==" in line}
+    problem = torch_problem(build, profile, installed)
+    seen = f"torch {build.version} cuda={build.cuda}" if build else probe[-200:]
+    checks.append(Check(host.name, "venv torch is the profile's build", problem is None, problem or seen))
+    return checks
+
+
+def render_table(checks: list[Check]) -> str:
+    rows = [("host", "check", "ok", "seen")] + [(c.host, c.check, "ok" if c.ok else "FAIL", c.seen) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3][:100]}" for r in rows]
+    return "\n".join(lines)
+
+
+def write_report(path: str, host_name: str, checks: list[Check]) -> None:
+    """Merge one host's checks into the JSON report file on the control machine."""
+    report = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as handle:
+                report = json.load(handle)
+        except ValueError:
+            report = {}
+    report[host_name] = {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)

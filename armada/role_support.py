@@ -1,0 +1,71 @@
+"""Small helpers every role uses: its data with defaults, its templates."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from armada.schema import with_defaults
+
+
+def role_data(host) -> dict[str, Any]:
+    """The host's data with every role's defaults filled in (validated at deploy start)."""
+    return with_defaults(host.data.dict())
+
+
+def template_path(role_file: str) -> Callable[[str], str]:
+    """``tpl = template_path(__file__)``; ``tpl("unit.j2")`` -> the role's templates/unit.j2."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(role_file)), "templates")
+    return lambda name: os.path.join(folder, name)
+
+
+def managed_service(unit_name: str, unit_op, config_ops) -> None:
+    """Keep a systemd unit running and enabled; restart it only when its unit
+    file or a config it reads changed, and only if it was already running
+    (a unit started by this run already reads the new files).
+
+    ``unit_op`` and ``config_ops`` are the results of the operations that
+    wrote them (pyinfra's change detection, evaluated at run time).
+    """
+    from pyinfra import host
+    from pyinfra.facts.systemd import SystemdStatus
+    from pyinfra.operations import systemd
+    from pyinfra.operations.util import any_changed
+
+    service = f"{unit_name}.service"
+    was_running = host.get_fact(SystemdStatus, services=[service]).get(service, False)
+    systemd.daemon_reload(name=f"{unit_name}: daemon-reload", _if=any_changed(unit_op))
+    systemd.service(name=f"{unit_name}: running and enabled", service=service, running=True, enabled=True)
+    if was_running:
+        systemd.service(
+            name=f"{unit_name}: restart on change",
+            service=service,
+            restarted=True,
+            _if=any_changed(unit_op, *config_ops),
+        )
+
+
+def mask_distro_unit(unit: str):
+    """Keep a package's own unit from starting (armada runs its own unit instead)."""
+    from pyinfra.operations import files
+
+    return files.link(name=f"mask the distro's {unit}", path=f"/etc/systemd/system/{unit}", target="/dev/null")
+
+
+def host_address(inventory_host) -> str:
+    """The address other hosts reach an inventory host at."""
+    return inventory_host.data.get("ssh_hostname") or inventory_host.name
+
+
+def control_plane_host(host, inventory):
+    """The inventory host whose nats and etcd this host uses (itself by default)."""
+    name = role_data(host)["armada_control_plane"]
+    return inventory.get_host(name) if name else host
+
+
+def client_address(listen: str, inventory_host) -> str:
+    """Where clients on other hosts connect to a service bound to ``listen``."""
+    if listen in ("0.0.0.0", "::"):
+        return host_address(inventory_host)
+    return listen

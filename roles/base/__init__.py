@@ -1,0 +1,83 @@
+"""The base role: egress proxy and CA certificates, packages, service user, directories.
+
+Every other role stands on it: apt and pip reach the outside through
+``armada_proxy`` and trust ``armada_ca_certs`` (enterprise labs, and the
+local lab, need both).
+"""
+
+import os
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server
+from pyinfra.operations.util import any_changed
+
+from armada.profile import Profile
+from armada.role_support import template_path, role_data
+
+CA_DIR = "/usr/local/share/ca-certificates/armada"
+
+
+def packages_for(profile: Profile, roles: list[str]) -> list[str]:
+    """OS packages the host's roles need (a pure decision, tested)."""
+    wanted = ["ca-certificates", "curl"]
+    if "vllm" in roles:
+        wanted += ["python3-venv", "python3-dev", "libnuma-dev", "git"]
+        if profile.vllm_strategy == "source":
+            wanted += ["build-essential", "cmake"]
+    return wanted
+
+
+@deploy("armada base")
+def apply(profile: Profile):
+    data = role_data(host)
+    proxy = data["armada_proxy"]
+    tpl = template_path(__file__)
+
+    apt_proxy = "/etc/apt/apt.conf.d/80armada-proxy"
+    if proxy:
+        files.template(name="apt egress proxy", src=tpl("apt-proxy.conf.j2"), dest=apt_proxy, mode="644", proxy=proxy)
+    else:
+        files.file(name="no apt proxy", path=apt_proxy, present=False)
+
+    certs = []
+    if data["armada_ca_certs"]:
+        files.directory(name="CA directory", path=CA_DIR, mode="755")
+    for path in data["armada_ca_certs"]:
+        name = os.path.splitext(os.path.basename(path))[0] + ".crt"
+        certs.append(files.put(name=f"CA certificate {name}", src=path, dest=f"{CA_DIR}/{name}", mode="644"))
+    if certs:
+        server.shell(name="update-ca-certificates", commands=["update-ca-certificates"], _if=any_changed(*certs))
+
+    files.template(name="pip egress and CA", src=tpl("pip.conf.j2"), dest="/etc/pip.conf", mode="644", proxy=proxy)
+    files.directory(name="config dir", path=data["armada_config_dir"], mode="755")
+    files.template(
+        name="service egress env",
+        src=tpl("egress.env.j2"),
+        dest=f"{data['armada_config_dir']}/egress.env",
+        mode="644",
+        proxy=proxy,
+        no_proxy=data["armada_no_proxy"],
+    )
+
+    apt.packages(
+        name="base packages",
+        packages=packages_for(profile, data["armada_roles"]),
+        update=True,
+        cache_time=3600,
+        _env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+    user = data["armada_user"]
+    server.group(name="service group", group=user, system=True)
+    server.user(
+        name="service user",
+        user=user,
+        group=user,
+        system=True,
+        home=data["armada_data_dir"],
+        shell="/usr/sbin/nologin",
+        create_home=False,
+    )
+    files.directory(name="install root", path=data["armada_root"], mode="755")
+    files.directory(name="data root", path=data["armada_data_dir"], user=user, group=user, mode="750")

@@ -1,0 +1,78 @@
+"""The etcd role: etcd under its own systemd unit, one member by default, or a
+cluster formed from an inventory group (``etcd_cluster_group``)."""
+
+import re
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files
+
+from armada.profile import Profile
+from armada.role_support import host_address, managed_service, mask_distro_unit, role_data, template_path
+
+UNIT = "armada-etcd"
+
+
+def member_name(inventory_host) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", inventory_host.name)
+
+
+def cluster_settings(this_host, members: list, data: dict) -> dict:
+    """ETCD_* values for one member of ``members`` (a pure function of the inventory)."""
+    peer, client, listen = data["etcd_peer_port"], data["etcd_client_port"], data["etcd_listen"]
+    address = host_address(this_host)
+    if len(members) > 1:
+        # members must reach each other: peers listen on every interface
+        listen_peer = f"http://0.0.0.0:{peer}"
+        advertise_peer = f"http://{address}:{peer}"
+        initial = ",".join(f"{member_name(m)}=http://{host_address(m)}:{peer}" for m in members)
+    else:
+        listen_peer = f"http://127.0.0.1:{peer}"
+        advertise_peer = listen_peer
+        initial = f"{member_name(this_host)}={listen_peer}"
+    client_urls = [f"http://{listen}:{client}"]
+    if listen not in ("127.0.0.1", "0.0.0.0"):
+        client_urls.insert(0, f"http://127.0.0.1:{client}")
+    advertise_host = address if listen in ("0.0.0.0", "::") else listen
+    return {
+        "name": member_name(this_host),
+        "listen_client_urls": ",".join(client_urls),
+        "advertise_client_url": f"http://{advertise_host}:{client}",
+        "listen_peer_url": listen_peer,
+        "advertise_peer_url": advertise_peer,
+        "initial_cluster": initial,
+    }
+
+
+@deploy("armada etcd")
+def apply(profile: Profile):
+    data = role_data(host)
+    tpl = template_path(__file__)
+    user = data["armada_user"]
+    group = data["etcd_cluster_group"]
+    members = list(inventory.get_group(group)) if group else [host]
+
+    mask_distro_unit("etcd.service")
+    apt.packages(name="etcd-server package", packages=["etcd-server"], _env={"DEBIAN_FRONTEND": "noninteractive"})
+    files.directory(name="etcd data dir", path=data["etcd_data_dir"], user=user, group=user, mode="700")
+    env_file = f"{data['armada_config_dir']}/etcd.env"
+    env = files.template(
+        name="etcd env",
+        src=tpl("etcd.env.j2"),
+        dest=env_file,
+        mode="644",
+        data_dir=data["etcd_data_dir"],
+        cluster_token=data["etcd_cluster_token"],
+        unsupported_arch="arm64" if profile.arch == "aarch64" else None,
+        **cluster_settings(host, members, data),
+    )
+    unit = files.template(
+        name="etcd unit",
+        src=tpl("armada-etcd.service.j2"),
+        dest=f"/etc/systemd/system/{UNIT}.service",
+        mode="644",
+        user=user,
+        env_file=env_file,
+        data_dir=data["etcd_data_dir"],
+    )
+    managed_service(UNIT, unit, [env])

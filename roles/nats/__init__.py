@@ -1,0 +1,69 @@
+"""The nats role: nats-server with JetStream under its own systemd unit.
+
+From the distro package (the distro's own unit is masked so that only
+armada's runs) or from an upstream release tarball checked by sha256.
+"""
+
+import re
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server
+from pyinfra.operations.util import any_changed
+
+from armada.profile import Profile
+from armada.role_support import managed_service, mask_distro_unit, role_data, template_path
+
+UNIT = "armada-nats"
+
+
+@deploy("armada nats")
+def apply(profile: Profile):
+    data = role_data(host)
+    tpl = template_path(__file__)
+    user = data["armada_user"]
+    config = f"{data['armada_config_dir']}/nats.conf"
+
+    if data["nats_source"] == "distro":
+        mask_distro_unit("nats-server.service")
+        apt.packages(name="nats-server package", packages=["nats-server"], _env={"DEBIAN_FRONTEND": "noninteractive"})
+        binary = "/usr/bin/nats-server"
+    else:
+        folder = f"{data['armada_root']}/nats/{data['nats_release_sha256'][:12]}"
+        files.directory(name="nats release dir", path=folder, mode="755")
+        tarball = files.download(
+            name="nats release",
+            src=data["nats_release_url"],
+            dest=f"{folder}/nats-server.tar.gz",
+            sha256sum=data["nats_release_sha256"],
+        )
+        server.shell(
+            name="unpack nats release",
+            commands=[f"tar -xzf {folder}/nats-server.tar.gz -C {folder} --strip-components=1"],
+            _if=any_changed(tarball),
+        )
+        binary = f"{folder}/nats-server"
+
+    files.directory(name="JetStream store", path=data["nats_store_dir"], user=user, group=user, mode="750")
+    conf = files.template(
+        name="nats config",
+        src=tpl("nats.conf.j2"),
+        dest=config,
+        mode="644",
+        server_name=re.sub(r"[^A-Za-z0-9_-]", "_", host.name),
+        listen=data["nats_listen"],
+        port=data["nats_port"],
+        monitor_port=data["nats_monitor_port"],
+        store_dir=data["nats_store_dir"],
+    )
+    unit = files.template(
+        name="nats unit",
+        src=tpl("armada-nats.service.j2"),
+        dest=f"/etc/systemd/system/{UNIT}.service",
+        mode="644",
+        user=user,
+        binary=binary,
+        config=config,
+        store_dir=data["nats_store_dir"],
+    )
+    managed_service(UNIT, unit, [conf])

@@ -1,0 +1,3 @@
+"""The vllm_service role reads the vllm role's keys (roles/vllm/defaults.py)."""
+
+KEYS = ()
