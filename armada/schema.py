@@ -183,6 +183,12 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
         yield DataError(
             host, "vllm_spec", data["vllm_spec"], "vllm_strategy 'source' builds vllm_git_url at vllm_git_commit; drop vllm_spec"
         )
+    spec = data["vllm_spec"]
+    if spec:
+        pinned = [s.version for s in Requirement(spec).specifier if s.operator in ("==", "===")]
+        if pinned and pinned[0] != data["vllm_version"]:
+            yield DataError(host, "vllm_spec", spec, f"pins {pinned[0]} but vllm_version is {data['vllm_version']!r}; "
+                            "set both to the same release")
     roles = data["armada_roles"]
     serves = "vllm_service" in roles
     if serves and not {"vllm", "model"} <= set(roles):

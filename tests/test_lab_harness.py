@@ -6,6 +6,7 @@ Run with ``pytest -m lab tests/test_lab_harness.py``.
 """
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -57,8 +58,9 @@ def test_pyinfra_reaches_both_arches(lab_up):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "[armada-cp] aarch64" in out, out
-    assert "[armada-serve] x86_64" in out, out
+    # pyinfra pads host names: "[armada-cp]    aarch64"
+    assert re.search(r"^\[armada-cp\]\s+aarch64$", out, re.M), out
+    assert re.search(r"^\[armada-serve\]\s+x86_64$", out, re.M), out
 
 
 def test_serve_reaches_cp_over_lab_network(lab_up):

@@ -664,8 +664,11 @@ def up(log: Log = _print) -> dict:
                 continue
             stop_host(host)  # stale leftovers of a crashed run
             _setup_host_network(host)
-            prepare_rootfs(host)
             to_boot.append(host)
+        if to_boot:  # extracting the caches is the slow part of a cached up: in parallel
+            with concurrent.futures.ThreadPoolExecutor(len(to_boot)) as pool:
+                for future in [pool.submit(prepare_rootfs, host) for host in to_boot]:
+                    future.result()
         write_known_hosts()
         starts = {}
         for host in to_boot:

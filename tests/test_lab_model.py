@@ -1,0 +1,33 @@
+"""The lab's tiny model: a real Hugging Face Llama folder, made without any hub."""
+
+import hashlib
+import json
+import os
+
+from armada.lab.model import make_tiny_llama
+from armada.schema import validate_host_data
+
+
+def digest(folder):
+    sha = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as handle:
+            sha.update(name.encode() + handle.read())
+    return sha.hexdigest()
+
+
+def test_tiny_llama_is_deterministic_and_servable_shape(tmp_path):
+    first = make_tiny_llama(str(tmp_path / "a"))
+    second = make_tiny_llama(str(tmp_path / "b"))
+    assert digest(first) == digest(second)
+    with open(os.path.join(first, "config.json")) as handle:
+        config = json.load(handle)
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    # vLLM's CPU attention refuses head_dim 16; 64 works (LAB.md)
+    assert config["hidden_size"] // config["num_attention_heads"] == 64
+    for name in ("tokenizer.json", "tokenizer_config.json", "model.safetensors", "generation_config.json"):
+        assert os.path.getsize(os.path.join(first, name)) > 0
+    with open(os.path.join(first, "tokenizer_config.json")) as handle:
+        assert "chat_template" in json.load(handle)
+    # and it is a model folder the schema accepts as model_path
+    assert validate_host_data("h", {"model_path": first}) == []
