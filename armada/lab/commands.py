@@ -32,7 +32,10 @@ def cmd_lab(args) -> int:
 
     try:
         if args.lab_action == "up":
+            from armada.lab.assets import ensure_assets
+
             hosts.up()
+            ensure_assets()
         elif args.lab_action == "down":
             hosts.down()
             return 0

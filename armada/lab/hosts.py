@@ -71,6 +71,11 @@ class LabHost:
         return f"armada-{self.short}"
 
     @property
+    def mac(self) -> str:  # fixed per address: see _setup_host_network
+        octets = [int(part) for part in self.address.split(".")]
+        return "02:" + ":".join(f"{octet:02x}" for octet in octets) + ":00"
+
+    @property
     def veth(self) -> str:  # root-side end of the pair, on the bridge (<= 15 chars)
         return f"armv-{self.short}"
 
@@ -310,7 +315,10 @@ def _setup_host_network(host: LabHost) -> None:
     """A fresh netns with eth0 = the host's address, its veth peer on the bridge."""
     _teardown_host_network(host)
     _run(["ip", "netns", "add", host.netns])
-    _run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
+    # eth0 gets a fixed MAC: with a random one, a host rebooted while the bridge stays up
+    # was unreachable for ~20 s (neighbours kept its old MAC until their entries expired)
+    _run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "address", host.mac, "netns", host.netns])
+    _run(["ip", "neigh", "flush", "to", host.address], check=False)
     _run(["ip", "link", "set", host.veth, "master", BRIDGE])
     _run(["ip", "link", "set", host.veth, "up"])
     ns = ["ip", "-n", host.netns]

@@ -23,8 +23,12 @@ def packages_for(profile: Profile, roles: list[str]) -> list[str]:
     wanted = ["ca-certificates", "curl"]
     if "vllm" in roles:
         wanted += ["python3-venv", "python3-dev", "libnuma-dev", "git"]
+        if profile.vllm_strategy == "source" or profile.accelerator == "cpu":
+            # a source build compiles vLLM; and vLLM's CPU backend compiles its
+            # model graph with torch inductor at every start (g++ needed)
+            wanted += ["build-essential"]
         if profile.vllm_strategy == "source":
-            wanted += ["build-essential", "cmake"]
+            wanted += ["cmake"]
     return wanted
 
 

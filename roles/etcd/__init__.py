@@ -35,7 +35,7 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
         client_urls.insert(0, f"http://127.0.0.1:{client}")
     advertise_host = address if listen in ("0.0.0.0", "::") else listen
     return {
-        "name": member_name(this_host),
+        "member": member_name(this_host),
         "listen_client_urls": ",".join(client_urls),
         "advertise_client_url": f"http://{advertise_host}:{client}",
         "listen_peer_url": listen_peer,
@@ -71,7 +71,7 @@ def apply(profile: Profile):
         src=tpl("armada-etcd.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}.service",
         mode="644",
-        user=user,
+        service_user=user,
         env_file=env_file,
         data_dir=data["etcd_data_dir"],
     )

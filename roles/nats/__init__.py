@@ -27,7 +27,7 @@ def apply(profile: Profile):
     if data["nats_source"] == "distro":
         mask_distro_unit("nats-server.service")
         apt.packages(name="nats-server package", packages=["nats-server"], _env={"DEBIAN_FRONTEND": "noninteractive"})
-        binary = "/usr/bin/nats-server"
+        binary = "/usr/sbin/nats-server"  # where Debian and Ubuntu ship it
     else:
         folder = f"{data['armada_root']}/nats/{data['nats_release_sha256'][:12]}"
         files.directory(name="nats release dir", path=folder, mode="755")
@@ -61,7 +61,7 @@ def apply(profile: Profile):
         src=tpl("armada-nats.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}.service",
         mode="644",
-        user=user,
+        service_user=user,
         binary=binary,
         config=config,
         store_dir=data["nats_store_dir"],

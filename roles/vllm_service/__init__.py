@@ -77,7 +77,7 @@ def apply(profile: Profile):
         src=tpl("armada-vllm.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}.service",
         mode="644",
-        user=data["armada_user"],
+        service_user=data["armada_user"],
         model_name=model_name(data),
         egress_env=f"{data['armada_config_dir']}/egress.env",
         env_file=env_file,

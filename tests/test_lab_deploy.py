@@ -1,0 +1,152 @@
+"""The main job on the local lab: deploys/llm.py takes two real Debian hosts
+(aarch64 control plane, x86_64 serving node) to a serving, health-checked
+vLLM; a second run changes nothing; a changed port restarts only vLLM.
+
+Verified with pytest-testinfra over SSH and with real requests to nats, etcd
+and vLLM from this machine (to the lab's own addresses only).
+"""
+
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from armada.lab import hosts as lab
+from armada.lab.assets import MODEL_NAME, ensure_assets
+from conftest import ROOT
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+CP = lab.HOSTS_BY_NAME["armada-cp"]
+SERVE = lab.HOSTS_BY_NAME["armada-serve"]
+PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
+HEALTH_OP = "armada health checks (read-only)"
+
+
+def deploy(report, *extra):
+    result = subprocess.run(
+        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--data", f"armada_health_report={report}", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=2400,
+    )
+    return result, result.stdout + result.stderr
+
+
+def changed_operations(output: str) -> dict[str, int]:
+    """Operation name -> hosts it changed, from pyinfra's results table."""
+    table = output.split("--> Results:", 1)[1]
+    changed = {}
+    for line in table.splitlines()[2:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 5 and cells[0] != "Grand total" and cells[2] not in ("-", "0"):
+            changed[cells[0]] = int(cells[2])
+    return changed
+
+
+@pytest.fixture(scope="module")
+def first_run(lab_hosts, tmp_path_factory):
+    ensure_assets()
+    report = tmp_path_factory.mktemp("health") / "first.json"
+    result, output = deploy(report)
+    print(output[-6000:])
+    assert result.returncode == 0, output[-8000:]
+    return json.loads(report.read_text()), output
+
+
+def test_first_run_ends_with_every_health_check_green(first_run):
+    report, output = first_run
+    assert set(report) == {CP.name, SERVE.name}
+    for host, entry in report.items():
+        assert entry["ok"], (host, [c for c in entry["checks"] if not c["ok"]])
+    checks = {c["check"] for c in report[SERVE.name]["checks"]}
+    assert {"vLLM chat completion generates", "tcmalloc mapped in vLLM", "venv torch is the profile's build"} <= checks
+    assert any(c.startswith("reaches etcd") for c in checks) and any(c.startswith("reaches nats") for c in checks)
+    assert {"nats JetStream enabled", "etcd endpoint health"} <= {c["check"] for c in report[CP.name]["checks"]}
+    assert "--> Health of armada-serve" in output
+
+
+def test_second_run_changes_nothing(first_run, tmp_path):
+    result, output = deploy(tmp_path / "second.json")
+    assert result.returncode == 0, output[-8000:]
+    changed = changed_operations(output)
+    # the health checks read (they run every time); nothing else may change
+    assert set(changed) <= {HEALTH_OP}, changed
+
+
+def test_testinfra_control_plane(first_run, testinfra_host):
+    cp = testinfra_host(CP)
+    assert cp.system_info.arch == "aarch64"
+    for package in ("nats-server", "etcd-server", "libtcmalloc-minimal4"):
+        assert cp.package(package).is_installed, package
+    for unit in ("armada-nats", "armada-etcd"):
+        assert cp.service(unit).is_running and cp.service(unit).is_enabled
+    # the distro's own units stay masked: only armada's run
+    assert cp.file("/etc/systemd/system/etcd.service").linked_to == "/dev/null"
+    assert cp.socket("tcp://0.0.0.0:4222").is_listening
+    assert cp.socket("tcp://127.0.0.1:8222").is_listening
+    assert cp.socket("tcp://0.0.0.0:2379").is_listening
+    store = cp.file("/var/lib/armada/nats")
+    assert store.is_directory and store.user == "armada"
+    assert cp.file("/var/lib/armada/etcd").mode == 0o700
+    assert cp.process.filter(user="armada", comm="etcd")
+
+
+def test_testinfra_serving_node(first_run, testinfra_host):
+    serve = testinfra_host(SERVE)
+    assert serve.system_info.arch == "x86_64"
+    for package in ("libtcmalloc-minimal4", "python3-venv", "libnuma-dev"):
+        assert serve.package(package).is_installed, package
+    assert serve.service("armada-vllm").is_running and serve.service("armada-vllm").is_enabled
+    assert serve.socket("tcp://0.0.0.0:8000").is_listening
+    env = serve.file("/etc/armada/vllm.env")
+    assert env.contains("^VLLM_CPU_KVCACHE_SPACE=1$") and env.contains("^LD_PRELOAD=.*libtcmalloc_minimal.so.4$")
+    assert env.contains(f"^ETCD_ENDPOINTS=http://{CP.address}:2379$")
+    current = serve.file("/opt/armada/vllm/current")
+    assert current.is_symlink and re.match(r"/opt/armada/vllm/0\.32\.0-[0-9a-f]{10}$", current.linked_to)
+    pin = serve.file(current.linked_to + "/armada-constraints.txt")
+    assert pin.content_string.strip() == "torch==2.13.0+cpu"
+    pip_list = serve.check_output(f"{current.linked_to}/bin/pip freeze --all")
+    assert not re.search(r"^nvidia-", pip_list, re.M) and "torchvision" not in pip_list
+    model = serve.file(f"/var/lib/armada/models/{MODEL_NAME}/config.json")
+    assert model.exists and model.user == "armada"
+    assert serve.file("/etc/pip.conf").contains("proxy = http://10.213.0.1:8888")
+
+
+def test_real_requests_from_outside(first_run):
+    # nats: the server's INFO line on the client port
+    with socket.create_connection((CP.address, 4222), timeout=10) as conn:
+        assert conn.recv(200).startswith(b"INFO ")
+    # etcd: a put and a get through the v3 JSON gateway
+    key, value = base64.b64encode(b"armada-test").decode(), base64.b64encode(b"hello").decode()
+    post = lambda path, body: json.load(urllib.request.urlopen(urllib.request.Request(  # noqa: E731
+        f"http://{CP.address}:2379{path}", data=json.dumps(body).encode(), method="POST"), timeout=10))
+    post("/v3/kv/put", {"key": key, "value": value})
+    assert post("/v3/kv/range", {"key": key})["kvs"][0]["value"] == value
+    # vLLM: a real completion
+    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    reply = json.load(urllib.request.urlopen(request, timeout=120))
+    assert reply["usage"]["completion_tokens"] > 0
+
+
+def test_changed_port_restarts_only_vllm(first_run, tmp_path, testinfra_host):
+    serve = testinfra_host(SERVE)
+    cp = testinfra_host(CP)
+    nats_pid = cp.check_output("systemctl show -p MainPID --value armada-nats")
+    try:
+        result, output = deploy(tmp_path / "port.json", "--data", "vllm_port=8001")
+        assert result.returncode == 0, output[-8000:]
+        changed = changed_operations(output)
+        assert "armada-vllm: restart on change" in changed and "vLLM unit" in changed
+        assert not [op for op in changed if "nats" in op or "etcd" in op], changed
+        assert serve.socket("tcp://0.0.0.0:8001").is_listening
+        assert cp.check_output("systemctl show -p MainPID --value armada-nats") == nats_pid
+    finally:
+        result, output = deploy(tmp_path / "back.json")
+        assert result.returncode == 0, output[-8000:]
