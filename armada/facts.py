@@ -138,3 +138,22 @@ class TorchBuild(FactBase):
 
     def process(self, output):
         return _process(parsers.parse_torch_probe, "\n".join(output))
+
+
+class VenvDistributions(FactBase):
+    """Distributions installed in a venv: name -> version (local labels kept).
+
+    Empty when the venv is missing.
+    """
+
+    @staticmethod
+    def default():
+        return {}
+
+    def command(self, venv: str):
+        python = shlex.quote(f"{venv}/bin/python")
+        probe = shlex.quote(parsers.DISTRIBUTIONS_PROBE)
+        return f"if [ -x {python} ]; then {python} -c {probe}; fi"
+
+    def process(self, output):
+        return _process(parsers.parse_distributions, "\n".join(output))

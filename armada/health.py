@@ -13,7 +13,7 @@ import os
 import shlex
 from dataclasses import asdict, dataclass
 
-from armada.parsers import parse_torch_probe, TORCH_PROBE
+from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
 from armada.profile import Profile
 
 
@@ -46,7 +46,7 @@ def _http_json(host, url: str, body: dict | None = None, retries: int = 0, heade
         curl = f"bash -c {shlex.quote(curl)}"
     ok, text = _shell(host, curl)
     try:
-        return ok, json.loads(text.splitlines()[-1] if text else "")
+        return ok, json.loads(text)
     except ValueError:
         return False, text[-300:]
 
@@ -100,22 +100,26 @@ def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready
     checks.append(Check(host.name, "vLLM chat completion generates", tokens > 0, f"{tokens} tokens: {content!r}"))
 
     if profile.tcmalloc_path:
+        # every process of the unit (API server, EngineCore, Worker), found by
+        # its cgroup line, which reads the same under cgroup v1 and v2
+        library = shlex.quote(os.path.basename(profile.tcmalloc_path))
         script = (
-            "cg=$(systemctl show -p ControlGroup --value armada-vllm.service); "
-            "for p in $(cat /sys/fs/cgroup$cg/cgroup.procs); do "
-            f"grep -q {shlex.quote(os.path.basename(profile.tcmalloc_path))} /proc/$p/maps 2>/dev/null "
-            "&& echo \"$p:$(tr '\\0' ' ' < /proc/$p/cmdline | cut -c1-60)\"; done"
+            "for f in $(grep -l 'armada-vllm.service' /proc/[0-9]*/cgroup 2>/dev/null); do p=${f#/proc/}; p=${p%/cgroup}; "
+            f"if grep -q {library} /proc/$p/maps 2>/dev/null; then echo \"mapped $p $(cat /proc/$p/comm)\"; "
+            "else echo \"missing $p $(cat /proc/$p/comm)\"; fi; done"
         )
         ok, seen = _shell(host, f"bash -c {shlex.quote(script)}")
-        checks.append(Check(host.name, "tcmalloc mapped in vLLM", bool(seen), seen.replace("\n", "; ") or "no process maps it"))
+        lines = [line for line in seen.splitlines() if line.startswith(("mapped ", "missing "))]
+        mapped = [line for line in lines if line.startswith("mapped ")]
+        checks.append(Check(host.name, "tcmalloc mapped in vLLM", bool(mapped) and len(mapped) == len(lines),
+                            "; ".join(lines) or "no vLLM process found"))
 
     from roles.vllm import torch_problem
 
     ok, probe = _shell(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(TORCH_PROBE)} 2>/dev/null")
     build = parse_torch_probe(probe) if ok else None
-    _, freeze = _shell(host, f"{shlex.quote(venv + '/bin/pip')} freeze --all")
-    installed = {line.split("==")[0]: [] for line in freeze.splitlines() if "==" in line}
-    problem = torch_problem(build, profile, installed)
+    _, listing = _shell(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(DISTRIBUTIONS_PROBE)}")
+    problem = torch_problem(build, profile, parse_distributions(listing))
     seen = f"torch {build.version} cuda={build.cuda}" if build else probe[-200:]
     checks.append(Check(host.name, "venv torch is the profile's build", problem is None, problem or seen))
     return checks

@@ -658,6 +658,27 @@ def parse_torch_probe(text: str) -> TorchBuild | None:
     return None
 
 
+DISTRIBUTIONS_PROBE = (
+    "import json, importlib.metadata as md; "
+    "print(json.dumps({d.metadata['Name']: d.version for d in md.distributions()}))"
+)
+
+
+def parse_distributions(text: str) -> dict[str, str]:
+    """The JSON line printed by :data:`DISTRIBUTIONS_PROBE`: installed name -> version.
+
+    Names are as the packages spell them; versions keep their local label
+    (``2.13.0+cpu``), which ``pip freeze`` parsers tend to lose.
+    """
+    for line in reversed(text.splitlines()):
+        if line.strip().startswith("{"):
+            try:
+                return {str(k): str(v) for k, v in json.loads(line).items()}
+            except ValueError as exc:
+                raise ParseError(f"bad distributions probe output: {exc}") from None
+    return {}
+
+
 # ---------------------------------------------------------------------------
 # A whole host
 

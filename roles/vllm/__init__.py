@@ -22,11 +22,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.pip import PipPackages
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pyinfra.operations import files, pip, server
 
-from armada.facts import TorchBuild
+from armada.facts import TorchBuild, VenvDistributions
 from armada.parsers import TorchBuild as TorchBuildInfo
 from armada.profile import Profile
 from armada.role_support import role_data
@@ -141,7 +141,7 @@ def apply(profile: Profile):
     pip.venv(name=f"venv {os.path.basename(venv)}", path=venv, python="python3")
 
     build = host.get_fact(TorchBuild, venv=venv)
-    packages = host.get_fact(PipPackages, pip=pip_bin) if build else {}
+    packages = host.get_fact(VenvDistributions, venv=venv) if build else {}
     if build is None:
         torch_args = " ".join(_pip_source_args(profile, find_links, for_torch=True))
         server.shell(
@@ -164,8 +164,10 @@ def apply(profile: Profile):
             "use 'pypi' with vllm_spec, or 'wheel' with vllm_wheelhouse"
         )
     requirement = Requirement(profile.vllm_spec)
-    have = {name.lower(): versions for name, versions in packages.items()}.get(requirement.name.lower(), [])
-    if not (have and all(requirement.specifier.contains(v, prereleases=True) for v in have)):
+    have = {canonicalize_name(name): version for name, version in packages.items()}.get(
+        canonicalize_name(requirement.name)
+    )
+    if not (have and requirement.specifier.contains(have, prereleases=True)):
         sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
         exclude = ",".join(data["vllm_exclude_deps"])
         if exclude:
