@@ -44,7 +44,8 @@ def changed_operations(output: str) -> dict[str, int]:
     for line in table.splitlines()[2:]:
         cells = re.split(r"\s{2,}", line.strip())
         if len(cells) >= 5 and cells[0] != "Grand total" and cells[2] not in ("-", "0"):
-            changed[cells[0]] = int(cells[2])
+            # "armada vllm service | vLLM unit" -> "vLLM unit"
+            changed[cells[0].split(" | ")[-1]] = int(cells[2])
     return changed
 
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): wall times of the main deploy on the local lab.
+
+Prints, for fresh lab hosts (root filesystem caches kept):
+- first converge: `pyinfra inventories/local.py deploys/llm.py` from bare hosts;
+- no-op re-converge: the same command again (only the read-only health checks run);
+- pyinfra's floor: the same deploy with --dry (connect + every fact the deploy
+  reads, no operation executed).
+
+    sudo .venv/bin/python bench/lab_converge.py [--keep]
+
+Needs root and the packages the lab needs (see README). Takes ~10 minutes.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def timed(label: str, command: list[str]) -> float:
+    start = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    if result.returncode != 0:
+        print((result.stdout + result.stderr)[-4000:], file=sys.stderr)
+        raise SystemExit(f"{label} failed (exit {result.returncode})")
+    print(f"{label:<28} {elapsed:8.1f} s", flush=True)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    args = parser.parse_args()
+    armada, pyinfra = os.path.join(BIN, "armada"), os.path.join(BIN, "pyinfra")
+    deploy = [pyinfra, "-y", "inventories/local.py", "deploys/llm.py", "--data", "armada_health_report=/tmp/bench-health.json"]
+
+    timed("lab down (clean start)", [armada, "lab", "down"])
+    timed("lab up (from cache)", [armada, "lab", "up"])
+    first = timed("first converge", deploy)
+    second = timed("no-op re-converge", deploy)
+    floor = timed("pyinfra floor (--dry)", [*deploy[:2], "--dry", *deploy[2:]])
+    print(f"\nhosts: armada-cp (aarch64, emulated), armada-serve (x86_64); machine: {os.cpu_count()} cores")
+    print(f"re-converge over floor: {second - floor:+.1f} s (the health checks' real completion and waits)")
+    if not args.keep:
+        timed("lab down", [armada, "lab", "down"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
