@@ -90,6 +90,8 @@ def run_health_checks(host, inventory, profile: Profile) -> None:
         checks += health.vllm_checks(
             host, data, profile, venv_path(profile, data), model_name(data), data["vllm_ready_timeout"]
         )
+    if profile.accelerator == "cuda" and "nvidia" in roles:
+        checks += health.gpu_checks(host, profile, data)
     health.write_report(data["armada_health_report"], host.name, checks)
     print(f"\n--> Health of {host.name}\n{health.render_table(checks)}\n", flush=True)
     failed = [c for c in checks if not c.ok]

@@ -125,6 +125,40 @@ def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready
     return checks
 
 
+def evaluate_gpus(host_name: str, gpus, profile: Profile, branch: str) -> list[Check]:
+    """What nvidia-smi reports against what the host should have (pure)."""
+    seen = ", ".join(f"{g.index}:{g.name}" for g in gpus) or "nvidia-smi answered nothing"
+    checks = [Check(host_name, "nvidia-smi sees the GPUs", len(gpus) == profile.gpu_count and bool(gpus),
+                    f"{len(gpus)} of {profile.gpu_count}: {seen}")]
+    versions = sorted({g.driver_version for g in gpus if g.driver_version})
+    ok = bool(versions) and all(int(v.split(".")[0]) >= int(branch) for v in versions)
+    checks.append(Check(host_name, f"driver >= branch {branch}", ok, ", ".join(versions) or "unknown"))
+    modes = [g.persistence_mode for g in gpus]
+    checks.append(Check(host_name, "persistence mode on", bool(modes) and all(modes),
+                        ", ".join("on" if m else "off" for m in modes) or "unknown"))
+    return checks
+
+
+def gpu_checks(host, profile: Profile, data: dict) -> list[Check]:
+    """nvidia-smi answers with the expected GPUs, driver and persistence; vLLM runs on them."""
+    from armada.parsers import NVIDIA_SMI_QUERY, ParseError, parse_nvidia_smi_csv
+
+    ok, text = _shell(host, f"nvidia-smi --query-gpu={NVIDIA_SMI_QUERY} --format=csv")
+    try:
+        gpus = parse_nvidia_smi_csv(text) if ok else ()
+    except ParseError:
+        gpus = ()
+    checks = evaluate_gpus(host.name, gpus, profile, data["nvidia_driver_branch"])
+    if "vllm_service" in data["armada_roles"]:
+        script = (
+            "for p in $(nvidia-smi --query-compute-apps=pid --format=csv,noheader); do "
+            "grep -q armada-vllm.service /proc/$p/cgroup 2>/dev/null && echo \"$p $(cat /proc/$p/comm)\"; done"
+        )
+        _, seen = _shell(host, f"bash -c {shlex.quote(script)}")
+        checks.append(Check(host.name, "vLLM runs on the GPUs", bool(seen.strip()), seen.replace("\n", "; ") or "no vLLM process on any GPU"))
+    return checks
+
+
 def render_table(checks: list[Check]) -> str:
     rows = [("host", "check", "ok", "seen")] + [(c.host, c.check, "ok" if c.ok else "FAIL", c.seen) for c in checks]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -57,11 +57,14 @@ class Profile:
     vllm_git_url: str | None
     vllm_git_commit: str | None
     vllm_target_device: str
+    # environment of the serving unit on GPU hosts (CUDA device order, NCCL)
+    gpu_env: Mapping[str, str] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["reasons"] = dict(self.reasons)
+        data["gpu_env"] = dict(self.gpu_env)
         data["numa_nodes"] = list(self.numa_nodes)
         data["cpu_features"] = list(self.cpu_features)
         return data
@@ -179,6 +182,18 @@ def _torch_source(arch: str, accelerator: str, version: str, cuda_variant: str, 
     return None, f"PyPI serves CUDA torch {version} for {arch}" + (" (since 2.11)" if arch == "aarch64" else "")
 
 
+def _gpu_env(accelerator: str, tp: int) -> tuple[dict[str, str], str]:
+    if accelerator != "cuda":
+        return {}, "CPU serving: no CUDA environment"
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    why = ["CUDA_DEVICE_ORDER=PCI_BUS_ID: CUDA's GPU indices match nvidia-smi's"]
+    if tp > 1:
+        env["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
+        env["NCCL_DEBUG"] = "WARN"
+        why.append("spawned workers (CUDA cannot be used in a forked one); NCCL warnings reach the journal")
+    return env, "; ".join(why)
+
+
 def _tcmalloc(facts: HostFacts) -> tuple[str | None, str | None, str]:
     os_info = facts.os
     if os_info is None:
@@ -274,6 +289,8 @@ def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_by
             else "set by data"
         )
 
+    gpu_env, reasons["gpu_env"] = _gpu_env(accelerator, tp)
+
     torch_index, reasons["torch_index_url"] = _torch_source(
         cpu.arch, accelerator, data["torch_version"], data["torch_cuda_variant"], data["torch_index_url"]
     )
@@ -308,6 +325,7 @@ def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_by
         torch_spec=f"torch=={data['torch_version']}",
         tcmalloc_path=tcmalloc_path,
         tcmalloc_package=tcmalloc_package,
+        gpu_env=MappingProxyType(gpu_env),
         reasons=MappingProxyType(reasons),
         **install["plan"],
     )

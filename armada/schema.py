@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 # Roles whose defaults.py declare data keys, in deploy order.
 ROLE_MODULES = (
     "roles.base.defaults",
+    "roles.nvidia.defaults",
     "roles.nats.defaults",
     "roles.etcd.defaults",
     "roles.vllm.defaults",

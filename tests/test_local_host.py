@@ -111,3 +111,10 @@ def test_deploy_logs_each_decision_with_its_reason(tmp_path):
     assert result.returncode == 0, output
     assert "accelerator = 'cpu': no NVIDIA GPU on PCI" in output
     assert "kvcache_space_gib = 1: set by data" in output
+
+
+def test_venv_distributions_keep_local_labels(local_host, torch_venv, tmp_path):
+    installed = local_host.get_fact(facts.VenvDistributions, venv=torch_venv)
+    assert installed["torch"] == "2.13.0+cpu"  # pip freeze parsers lose "+cpu"
+    assert not any(name.lower().startswith("nvidia-") for name in installed)
+    assert local_host.get_fact(facts.VenvDistributions, venv=str(tmp_path / "none")) == {}

@@ -2,7 +2,7 @@
 
 from armada.schema import Key, absolute_path, identifier, url
 
-ALL_ROLES = ("base", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service")
+ALL_ROLES = ("base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service")
 
 
 def _roles(value):

@@ -32,6 +32,7 @@ def service_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
         env["VLLM_CPU_OMP_THREADS_BIND"] = profile.omp_threads_bind
         env["VLLM_CPU_KVCACHE_SPACE"] = str(profile.kvcache_space_gib)
         env["OMP_NUM_THREADS"] = str(profile.omp_num_threads)
+    env.update(profile.gpu_env)
     if profile.tcmalloc_path:
         env["LD_PRELOAD"] = profile.tcmalloc_path
     return env

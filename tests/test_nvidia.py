@@ -1,0 +1,88 @@
+"""Grace GPU hosts: what the nvidia role would install, the GPU profile, the GPU
+checks, on real GH200 / GB200 / H100 snapshots; and nothing of it on Graviton."""
+
+import pytest
+
+from armada.health import evaluate_gpus
+from armada.parsers import host_facts_from_outputs, parse_nvidia_smi_table
+from armada.profile import build_profile
+from armada.schema import with_defaults
+from armada.snapshot import read_snapshot
+from conftest import fixture_text, host_dir
+from roles.nvidia import NvidiaPlanError, nvidia_plan
+from roles.vllm import install_id
+
+
+def profile_of(name, **data):
+    return build_profile(name, host_facts_from_outputs(read_snapshot(host_dir(name))), data)
+
+
+def data(**values):
+    return with_defaults(values)
+
+
+def test_gh200_on_ubuntu_2404():
+    # no os-release was kept for the GH200 snapshot; Ubuntu 24.04 is assumed here
+    profile = profile_of("gh200")
+    plan = nvidia_plan(profile, data(), "ubuntu", "24.04")
+    assert plan.repo_url == "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/sbsa/"
+    assert plan.keyring_url.endswith("/ubuntu2404/sbsa/cuda-keyring_1.1-1_all.deb")
+    assert plan.driver_packages == ("nvidia-open-580",) and plan.pin_packages == ()
+    assert plan.extra_packages == () and plan.services == ("nvidia-persistenced",)
+    # the rest of what would be applied on this host
+    assert profile.torch_index_url is None and profile.torch_spec == "torch==2.13.0"
+    assert profile.vllm_spec == "vllm==0.31.0" and profile.tensor_parallel_size == 1
+    assert profile.gpu_memory_utilization == 0.9 and profile.dtype == "bfloat16"
+    assert dict(profile.gpu_env) == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def test_gb200_tray_with_imex_on_debian_and_a_newer_branch():
+    profile = profile_of("gb200")
+    plan = nvidia_plan(profile, data(nvidia_imex=True, nvidia_driver_branch="590"), "debian", "12")
+    assert plan.repo_url.endswith("/debian12/sbsa/")
+    assert plan.pin_packages == ("nvidia-driver-pinning-590",) and plan.driver_packages == ("nvidia-open",)
+    assert plan.extra_packages == ("nvidia-imex",) and "nvidia-imex" in plan.services
+    # a GB200 tray has no NVSwitch on its PCI bus: no fabric manager
+    assert "nvidia-fabricmanager" not in plan.services
+    assert profile.tensor_parallel_size == 4
+    assert dict(profile.gpu_env) == {
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "VLLM_WORKER_MULTIPROC_METHOD": "spawn", "NCCL_DEBUG": "WARN",
+    }
+    assert "NCCL" in profile.reasons["gpu_env"]
+
+
+def test_older_branch_keeps_branch_named_packages_and_a_mirror():
+    plan = nvidia_plan(profile_of("x86-h100"), data(nvidia_driver_branch="570", nvidia_fabricmanager="yes",
+                                                    nvidia_cuda_toolkit="12-8",
+                                                    nvidia_repo_mirror="https://mirror.lab/cuda/repos"),
+                       "ubuntu", "22.04")
+    assert plan.repo_url == "https://mirror.lab/cuda/repos/ubuntu2204/x86_64/"
+    assert plan.extra_packages == ("nvidia-fabricmanager-570", "cuda-toolkit-12-8")
+
+
+def test_graviton_gets_none_of_it():
+    profile = profile_of("graviton4")
+    assert nvidia_plan(profile, data(), "ubuntu", "24.04") is None
+    assert profile.accelerator == "cpu" and profile.gpu_env == {}
+    assert profile.torch_index_url == "https://download.pytorch.org/whl/cpu"
+
+
+def test_unknown_distro_is_refused_by_name():
+    with pytest.raises(NvidiaPlanError, match="amzn 2023"):
+        nvidia_plan(profile_of("gh200"), data(), "amzn", "2023")
+
+
+def test_gpu_and_cpu_hosts_never_share_an_install():
+    assert install_id(profile_of("gh200"), data()) != install_id(profile_of("gh200", vllm_accelerator="cpu"), data())
+
+
+def test_gpu_checks_on_the_real_gb200_listing():
+    gpus = parse_nvidia_smi_table(fixture_text("hosts", "gb200", "nvidia-smi.txt"))
+    checks = {c.check: c for c in evaluate_gpus("gb", gpus, profile_of("gb200"), "580")}
+    assert checks["nvidia-smi sees the GPUs"].ok and checks["persistence mode on"].ok
+    assert checks["driver >= branch 580"].ok and checks["driver >= branch 580"].seen == "580.126.09"
+    # the GH200 VM's driver 570 is older than a 580 pin
+    gh = parse_nvidia_smi_table(fixture_text("hosts", "gh200", "nvidia-smi.txt"))
+    assert not {c.check: c for c in evaluate_gpus("gh", gh, profile_of("gh200"), "580")}["driver >= branch 580"].ok
+    # and a host whose driver sees fewer GPUs than PCI has fails
+    assert not evaluate_gpus("gb", gpus[:3], profile_of("gb200"), "580")[0].ok
