@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update", metavar="README", help="rewrite the table between the keys markers of this file")
     p.set_defaults(func=cmd_keys)
 
+    p = sub.add_parser("upgrade", help="rolling upgrade: build beside, flip host by host, roll back and stop on failure")
+    p.add_argument("inventory")
+    p.add_argument("pyinfra_args", nargs=argparse.REMAINDER, help="after --: passed to each pyinfra run (e.g. --data K=V)")
+    p.set_defaults(func=lambda a: __import__("armada.upgrade", fromlist=["main"]).main(a))
+
     from armada.lab.commands import add_parser as add_lab_parser
 
     add_lab_parser(sub)

@@ -85,11 +85,10 @@ def run_health_checks(host, inventory, profile: Profile) -> None:
         )
     if "vllm_service" in roles:
         from roles.model import model_name
-        from roles.vllm import venv_path
+        from roles.vllm import current_link
 
-        checks += health.vllm_checks(
-            host, data, profile, venv_path(profile, data), model_name(data), data["vllm_ready_timeout"]
-        )
+        # what really serves: the install `current` points at
+        checks += health.vllm_checks(host, data, profile, current_link(data), model_name(data), data["vllm_ready_timeout"])
     if profile.accelerator == "cuda" and "nvidia" in roles:
         checks += health.gpu_checks(host, profile, data)
     health.write_report(data["armada_health_report"], host.name, checks)
@@ -106,8 +105,8 @@ def schedule_health_checks(host, inventory, profile: Profile) -> None:
                 inventory=inventory, profile=profile)
 
 
-def apply_roles(host, inventory, profile: Profile) -> None:
-    """Run this host's roles (``armada_roles``) in the one fixed order."""
+def apply_roles(host, inventory, profile: Profile, skip: tuple[str, ...] = ()) -> None:
+    """Run this host's roles (``armada_roles``) in the one fixed order, less ``skip``."""
     import importlib
 
     from armada.role_support import role_data
@@ -115,5 +114,5 @@ def apply_roles(host, inventory, profile: Profile) -> None:
 
     wanted = role_data(host)["armada_roles"]
     for role in ALL_ROLES:
-        if role in wanted:
+        if role in wanted and role not in skip:
             importlib.import_module(f"roles.{role}").apply(profile)

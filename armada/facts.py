@@ -157,3 +157,23 @@ class VenvDistributions(FactBase):
 
     def process(self, output):
         return _process(parsers.parse_distributions, "\n".join(output))
+
+
+class VllmInstalls(FactBase):
+    """The vLLM installs under ``<root>/vllm`` (directories), newest first."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, root: str):
+        folder = shlex.quote(f"{root}/vllm")
+        return f"[ -d {folder} ] && find {folder} -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\\n' || true"
+
+    def process(self, output):
+        rows = []
+        for line in output:
+            stamp, _, path = line.partition(" ")
+            if path:
+                rows.append((float(stamp), path))
+        return [path for _, path in sorted(rows, reverse=True)]

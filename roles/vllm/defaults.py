@@ -46,6 +46,8 @@ KEYS = (
         check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
     Key("vllm_extra_args", list, [], "Extra command-line arguments for the vLLM server",
         check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of strings"),
+    Key("vllm_keep_installs", int, 3, "vLLM installs kept on a host (the serving and the previous one always are); "
+        "older ones are pruned", check=at_least(2)),
     Key("vllm_host", str, "0.0.0.0", "Address the OpenAI-compatible server binds"),
     Key("vllm_port", int, 8000, "Port of the OpenAI-compatible server", check=port),
 )

@@ -7,12 +7,14 @@ import shlex
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.operations import files
+from pyinfra.facts.files import Link
+from pyinfra.operations import files, systemd
 
 from armada.profile import Profile
 from armada.role_support import client_address, control_plane_host, managed_service, role_data, template_path
 from roles.model import model_dir, model_name
-from roles.vllm import venv_path
+from armada.facts import VllmInstalls
+from roles.vllm import current_link, previous_link, venv_path
 
 UNIT = "armada-vllm"
 
@@ -54,36 +56,73 @@ def server_args(profile: Profile, data: dict) -> list[str]:
     return args + list(data["vllm_extra_args"])
 
 
+def installs_to_prune(installs: list[str], keep: set[str], count: int) -> list[str]:
+    """Installs (newest first) beyond ``count``, never one in ``keep`` (pure)."""
+    kept = [path for path in installs if path in keep]
+    for path in installs:
+        if len(kept) >= count:
+            break
+        if path not in kept:
+            kept.append(path)
+    return [path for path in installs if path not in kept]
+
+
 @deploy("armada vllm service")
 def apply(profile: Profile):
     data = role_data(host)
     tpl = template_path(__file__)
-    env_file = f"{data['armada_config_dir']}/vllm.env"
+    install = venv_path(profile, data)
+    current, previous = current_link(data), previous_link(data)
+    serving = (host.get_fact(Link, path=current) or {}).get("link_target")
+
     env = files.template(
-        name="vLLM env",
+        name="vLLM env (of this install)",
         src=tpl("vllm.env.j2"),
-        dest=env_file,
+        dest=f"{install}/armada-vllm.env",
         mode="644",
         env=service_env(profile, data, control_plane_host(host, inventory)),
     )
+    exec_line = " ".join(
+        shlex.quote(a) for a in [f"{install}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
+                                 *server_args(profile, data)]
+    )
+    script = files.template(name="vLLM command (of this install)", src=tpl("armada-serve.j2"),
+                            dest=f"{install}/armada-serve", mode="755", exec_line=exec_line)
     files.directory(name="HF home", path=f"{data['armada_data_dir']}/hf-home", user=data["armada_user"],
                     group=data["armada_user"], mode="750")
-    # the unit names the versioned venv, so that a new install changes the unit
-    # (and restarts the service); `current` is what operators and upgrades flip
-    python = f"{venv_path(profile, data)}/bin/python"
-    exec_start = " ".join(shlex.quote(a) for a in [python, "-m", "vllm.entrypoints.openai.api_server",
-                                                    *server_args(profile, data)])
+    if serving and serving != install:
+        # remember what served, for a rollback
+        files.link(name="previous vLLM install", path=previous, target=serving)
+    flip = files.link(name="current vLLM install", path=current, target=install)
     unit = files.template(
         name="vLLM unit",
         src=tpl("armada-vllm.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}.service",
         mode="644",
         service_user=data["armada_user"],
-        model_name=model_name(data),
         egress_env=f"{data['armada_config_dir']}/egress.env",
-        env_file=env_file,
+        current=current,
         data_dir=data["armada_data_dir"],
-        exec_start=exec_start,
     )
-    managed_service(UNIT, unit, [env])
+    managed_service(UNIT, unit, [env, script, flip])
 
+    keep = {install} | ({serving} if serving else set())
+    for old in installs_to_prune(host.get_fact(VllmInstalls, root=data["armada_root"]), keep,
+                                 data["vllm_keep_installs"]):
+        files.directory(name=f"prune old vLLM install {old.rsplit('/', 1)[-1]}", path=old, present=False)
+
+
+@deploy("armada vllm rollback")
+def rollback(profile: Profile):
+    """Point ``current`` back at ``previous`` (swapping them) and restart vLLM."""
+    data = role_data(host)
+    current, previous = current_link(data), previous_link(data)
+    serving = (host.get_fact(Link, path=current) or {}).get("link_target")
+    before = (host.get_fact(Link, path=previous) or {}).get("link_target")
+    if not before:
+        raise ValueError(f"{host.name}: no previous vLLM install to roll back to ({previous} is missing)")
+    files.link(name="current vLLM install -> previous", path=current, target=before)
+    if serving:
+        files.link(name="previous vLLM install -> the one rolled back", path=previous, target=serving)
+    systemd.service(name=f"{UNIT}: restart on the previous install", service=f"{UNIT}.service",
+                    running=True, restarted=True)

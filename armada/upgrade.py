@@ -1,0 +1,100 @@
+"""``armada upgrade INVENTORY``: a rolling upgrade that stops, and rolls back,
+at the first host that does not serve.
+
+1. ``deploys/upgrade.py`` on every host at once: the new installs are built
+   beside the serving ones (nothing restarts).
+2. Host by host, in batches of ``armada_max_unavailable``: ``deploys/llm.py
+   --limit BATCH`` flips ``current``, restarts vLLM and runs the health checks.
+   A batch that fails is rolled back (``deploys/rollback.py``: ``current``
+   back to ``previous``, restart, health checks again) and no further host is
+   touched.
+3. A summary: which host runs what, which rolled back and why.
+
+Re-running after a fix continues where it stopped: hosts already upgraded
+converge with no change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from armada.inventory import host_data, load_inventory
+from armada.schema import with_defaults
+
+
+@dataclass
+class HostResult:
+    host: str
+    state: str  # upgraded | rolled back | rollback failed | not touched
+    detail: str = ""
+
+
+def _pyinfra(inventory: str, deploy: str, limit: list[str] | None, report: str, extra: list[str]) -> int:
+    command = [os.path.join(os.path.dirname(sys.executable), "pyinfra"), "-y", inventory, deploy,
+               "--data", f"armada_health_report={report}", *extra]
+    if limit:
+        command += ["--limit", ",".join(limit)]
+    print("+ " + " ".join(command), flush=True)
+    return subprocess.run(command).returncode
+
+
+def _failed_checks(report: str, host: str) -> str:
+    try:
+        with open(report) as handle:
+            checks = json.load(handle)[host]["checks"]
+    except (OSError, ValueError, KeyError):
+        return "the deploy failed before its health checks (see pyinfra's output)"
+    return "; ".join(f"{c['check']}: {c['seen']}" for c in checks if not c["ok"]) or "no failed check"
+
+
+def batches(hosts: list[str], size: int) -> list[list[str]]:
+    return [hosts[i:i + size] for i in range(0, len(hosts), size)]
+
+
+def run_upgrade(inventory_path: str, extra: list[str]) -> tuple[int, list[HostResult]]:
+    inventory = load_inventory(inventory_path)
+    serving = [h for h in inventory if "vllm_service" in with_defaults(host_data(h))["armada_roles"]]
+    if not serving:
+        raise SystemExit(f"armada upgrade: no host of {inventory_path} runs the vllm_service role")
+    size = with_defaults(host_data(serving[0]))["armada_max_unavailable"]
+    names = [h.name for h in serving]
+    results = {name: HostResult(name, "not touched") for name in names}
+    work = tempfile.mkdtemp(prefix="armada-upgrade-")
+
+    if _pyinfra(inventory_path, "deploys/upgrade.py", None, f"{work}/build.json", extra) != 0:
+        for result in results.values():
+            result.detail = "building the new installs failed; nothing was flipped"
+        return 1, list(results.values())
+
+    for index, batch in enumerate(batches(names, size)):
+        report = f"{work}/batch-{index}.json"
+        if _pyinfra(inventory_path, "deploys/llm.py", batch, report, extra) == 0:
+            for name in batch:
+                results[name] = HostResult(name, "upgraded")
+            continue
+        why = {name: _failed_checks(report, name) for name in batch}
+        back = f"{work}/rollback-{index}.json"
+        ok = _pyinfra(inventory_path, "deploys/rollback.py", batch, back, extra) == 0
+        for name in batch:
+            state = "rolled back" if ok else "rollback failed"
+            serves = "serves the previous install again" if ok else _failed_checks(back, name)
+            results[name] = HostResult(name, state, f"{why[name]} -> {serves}")
+        return 1, list(results.values())
+    return 0, list(results.values())
+
+
+def main(args) -> int:
+    extra = list(args.pyinfra_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    code, results = run_upgrade(args.inventory, extra)
+    print("\n--> Upgrade summary")
+    width = max(len(r.host) for r in results)
+    for result in results:
+        print(f"{result.host:<{width}}  {result.state:<15}  {result.detail}")
+    return code

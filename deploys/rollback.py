@@ -1,0 +1,14 @@
+"""Roll vLLM back to the install that served before the last flip, restart it,
+and check that it serves again (the same health checks as llm.py).
+
+    pyinfra INVENTORY deploys/rollback.py --limit HOST
+"""
+
+from pyinfra import host, inventory
+
+from armada.deploy import prepare, schedule_health_checks
+from roles.vllm_service import rollback
+
+profile = prepare(host, inventory)
+rollback(profile)
+schedule_health_checks(host, inventory, profile)
