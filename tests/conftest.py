@@ -1,3 +1,9 @@
+# pyinfra's CLI package gevent-monkey-patches the stdlib when first imported;
+# done in the middle of a session (after threads and import locks exist) the
+# import fails with "cannot release un-acquired lock". Patch first, as the
+# pyinfra command does.
+import pyinfra_cli  # noqa: F401  isort: skip
+
 import os
 import shutil
 import subprocess
