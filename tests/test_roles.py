@@ -1,7 +1,5 @@
 """The roles' pure decisions and templates, on real host snapshots."""
 
-import subprocess
-
 import jinja2
 import pytest
 
@@ -12,7 +10,7 @@ from armada.snapshot import read_snapshot
 from conftest import fixture_text, host_dir
 from roles.base import packages_for
 from roles.etcd import cluster_settings
-from roles.vllm import guard_command, install_id, torch_problem, venv_path
+from roles.vllm import TorchGuardError, enforce_torch_guard, install_id, torch_problem, venv_path
 from roles.vllm_service import server_args, service_env
 
 
@@ -79,15 +77,25 @@ def test_torch_guard_refuses_a_wrong_version():
     assert torch_problem(None, profile_of("graviton4")) == "no importable torch in the venv"
 
 
-def test_guard_command_on_a_real_venv(torch_venv):
-    ok = subprocess.run(["bash", "-c", guard_command(torch_venv, profile_of("x86-lab-vm"))], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    assert "torch guard: ok, torch 2.13.0+cpu cuda=None gpus=0" in ok.stdout
-    # the same venv on a GH200 profile: the CPU build must be refused, naming it
-    bad = subprocess.run(["bash", "-c", guard_command(torch_venv, profile_of("gh200"))], capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert "torch 2.13.0+cpu is a CPU build on a GPU host" in bad.stderr
-    assert "torch from PyPI" in bad.stderr and torch_venv in bad.stderr
+def test_torch_guard_on_a_real_venv(torch_venv):
+    """The guard against a real venv holding a real CPU torch, through pyinfra's @local."""
+    from pyinfra.api import Config, State
+    from pyinfra.api.connect import connect_all
+
+    from armada.inventory import load_inventory
+
+    inventory = load_inventory("@local")
+    connect_all(State(inventory, Config()))
+    local = inventory.get_host("@local")
+    assert enforce_torch_guard(local, torch_venv, profile_of("x86-lab-vm")) == (
+        "torch guard: ok, torch 2.13.0+cpu cuda=None gpus=0"
+    )
+    # the same venv on a GH200 profile: the CPU build is refused, naming it
+    with pytest.raises(TorchGuardError) as err:
+        enforce_torch_guard(local, torch_venv, profile_of("gh200"))
+    message = str(err.value)
+    assert "torch 2.13.0+cpu is a CPU build on a GPU host" in message
+    assert "torch from PyPI" in message and torch_venv in message
 
 
 def test_etcd_single_member_and_cluster():

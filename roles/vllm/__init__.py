@@ -24,7 +24,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from pyinfra.operations import files, pip, server
+from pyinfra.operations import files, pip, python, server
 
 from armada.facts import TorchBuild, VenvDistributions
 from armada.parsers import TorchBuild as TorchBuildInfo
@@ -74,38 +74,32 @@ def torch_problem(build: TorchBuildInfo | None, profile: Profile, installed_pack
     return None
 
 
-def guard_command(venv: str, profile: Profile) -> str:
-    """A shell command that fails, naming what is installed and from where, unless
-    the venv's torch is the build the profile chose (runs after an install)."""
-    args = json.dumps(
-        {
-            "accelerator": profile.accelerator,
-            "gpus": profile.gpu_count,
-            "wanted": profile.torch_spec.split("==", 1)[1],
-            "index": profile.torch_index_url or "PyPI",
-        }
-    )
-    script = f"""
-import json, sys, importlib.metadata as md
-want = json.loads({args!r})
-import torch
-version, cuda = torch.__version__, torch.version.cuda
-count = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
-problems = []
-if version != want["wanted"] and version.split("+")[0] != want["wanted"]:
-    problems.append(f"torch {{version}} installed, {{want['wanted']}} wanted")
-if want["accelerator"] == "cuda":
-    if cuda is None: problems.append(f"torch {{version}} is a CPU build on a GPU host")
-    elif count != want["gpus"]: problems.append(f"torch sees {{count}} GPU(s), the host has {{want['gpus']}}")
-else:
-    if cuda is not None: problems.append(f"torch {{version}} is a CUDA {{cuda}} build on a CPU-only host")
-    nvidia = sorted(d.metadata["Name"] for d in md.distributions() if d.metadata["Name"].lower().startswith("nvidia-"))
-    if nvidia: problems.append("CUDA wheels on a CPU-only host: " + ", ".join(nvidia))
-if problems:
-    sys.exit("torch guard: " + "; ".join(problems) + f" (torch from {{want['index']}}, at {{torch.__file__}})")
-print(f"torch guard: ok, torch {{version}} cuda={{cuda}} gpus={{count}}")
-"""
-    return f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}"
+class TorchGuardError(RuntimeError):
+    pass
+
+
+def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
+    """Read the venv's torch and packages on the host (read-only) and fail,
+    naming what is installed and from where, unless it is the profile's build.
+
+    Runs at execution time, right after an install (through python.call).
+    """
+    from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
+
+    def probe(script: str) -> str:
+        _, output = host.run_shell_command(
+            command=f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}",
+            print_output=False, print_input=False,
+        )
+        return "\n".join(output.stdout_lines)
+
+    build = parse_torch_probe(probe(TORCH_PROBE))
+    problem = torch_problem(build, profile, parse_distributions(probe(DISTRIBUTIONS_PROBE)))
+    source = profile.torch_index_url or "PyPI"
+    if problem:
+        where = f" at {build.path}" if build and build.path else ""
+        raise TorchGuardError(f"{host.name}: torch guard: {problem} (torch from {source}{where}, venv {venv})")
+    return f"torch guard: ok, torch {build.version} cuda={build.cuda} gpus={build.device_count}"
 
 
 def _pip_source_args(profile: Profile, find_links: str | None, for_torch: bool) -> list[str]:
@@ -178,7 +172,7 @@ def apply(profile: Profile):
         else:
             command = f"{pip_bin} install --constraint={constraints} {sources} {shlex.quote(profile.vllm_spec)}"
         server.shell(name=f"vLLM {profile.vllm_spec}", commands=[command])
-        server.shell(name="torch guard", commands=[guard_command(venv, profile)])
+        python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
 
 
 def current_link(data: dict) -> str:
