@@ -116,7 +116,7 @@ def apply(profile: Profile):
     data = role_data(host)
     root = data["armada_root"]
     venv = venv_path(profile, data)
-    python, pip_bin = f"{venv}/bin/python", f"{venv}/bin/pip"
+    python_bin, pip_bin = f"{venv}/bin/python", f"{venv}/bin/pip"
     constraints = f"{venv}/armada-constraints.txt"
 
     files.directory(name="vllm installs dir", path=f"{root}/vllm", mode="755")
@@ -143,7 +143,7 @@ def apply(profile: Profile):
             commands=[
                 f"{pip_bin} install {torch_args} {shlex.quote(profile.torch_spec)}",
                 # the pin is the exact build installed (with its +cpu/+cu local label)
-                f"{python} -c 'import torch; print(\"torch==\" + torch.__version__)' > {constraints}",
+                f"{python_bin} -c 'import torch; print(\"torch==\" + torch.__version__)' > {constraints}",
             ],
         )
     else:
@@ -166,7 +166,7 @@ def apply(profile: Profile):
         exclude = ",".join(data["vllm_exclude_deps"])
         if exclude:
             command = (
-                f"{python} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
+                f"{python_bin} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
                 f"{sources} {shlex.quote(profile.vllm_spec)}"
             )
         else:
