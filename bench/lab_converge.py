@@ -42,7 +42,7 @@ def main() -> int:
 
     timed("lab down (clean start)", [armada, "lab", "down"])
     timed("lab up (from cache)", [armada, "lab", "up"])
-    first = timed("first converge", deploy)
+    timed("first converge", deploy)
     second = timed("no-op re-converge", deploy)
     floor = timed("pyinfra floor (--dry)", [*deploy[:2], "--dry", *deploy[2:]])
     print(f"\nhosts: armada-cp (aarch64, emulated), armada-serve (x86_64); machine: {os.cpu_count()} cores")
