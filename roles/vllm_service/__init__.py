@@ -106,7 +106,9 @@ def apply(profile: Profile):
     )
     managed_service(UNIT, unit, [env, script, flip])
 
-    keep = {install} | ({serving} if serving else set())
+    # never prune what serves, what served before, or what `previous` names
+    remembered = (host.get_fact(Link, path=previous) or {}).get("link_target")
+    keep = {install} | {path for path in (serving, remembered) if path}
     for old in installs_to_prune(host.get_fact(VllmInstalls, root=data["armada_root"]), keep,
                                  data["vllm_keep_installs"]):
         files.directory(name=f"prune old vLLM install {old.rsplit('/', 1)[-1]}", path=old, present=False)
