@@ -12,7 +12,7 @@ from typing import Any
 
 from pyinfra.api import Inventory
 
-from armada.schema import DataError, DataErrors, validate_host_data
+from armada.schema import DataError, validate_host_data
 
 # Groups pyinfra makes itself: not worth a summary line.
 _IMPLICIT_GROUPS = ("all",)
@@ -52,12 +52,6 @@ def validate_inventory(inventory: Inventory) -> list[DataError]:
             host_errors.append(DataError(host.name, "etcd_cluster_group", group, "no such group in the inventory"))
         errors.extend(host_errors)
     return errors
-
-
-def raise_for_inventory(inventory: Inventory) -> None:
-    errors = validate_inventory(inventory)
-    if errors:
-        raise DataErrors(errors)
 
 
 def model_bytes(data: Mapping[str, Any]) -> int | None:

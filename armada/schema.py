@@ -43,15 +43,6 @@ class DataError(ValueError):
         super().__init__(f"host {host!r}: {key} = {value!r}: {message}")
 
 
-class DataErrors(ValueError):
-    """Every data error found, raised together so the user fixes them in one go."""
-
-    def __init__(self, errors: list[DataError]):
-        self.errors = errors
-        lines = "\n".join(f"  - {e}" for e in errors)
-        super().__init__(f"{len(errors)} data error(s); nothing was changed on any host:\n{lines}")
-
-
 @dataclass(frozen=True)
 class Key:
     name: str
