@@ -229,9 +229,8 @@ def _vllm_install(accelerator: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "vllm_git_commit": None,
         "vllm_target_device": "cuda" if accelerator == "cuda" else "cpu",
     }
-    if strategy in ("pypi", "wheel"):
-        plan["vllm_spec"] = data["vllm_spec"] or f"vllm=={version}"
-    else:
+    plan["vllm_spec"] = data["vllm_spec"] or f"vllm=={version}"
+    if strategy == "source":
         plan["vllm_git_url"] = data["vllm_git_url"]
         plan["vllm_git_commit"] = data["vllm_git_commit"] or f"v{version}"
     return {"plan": plan, "why": why}

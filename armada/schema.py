@@ -171,9 +171,10 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
     strategy = data["vllm_strategy"]
     if strategy == "wheel" and not data["vllm_wheelhouse"]:
         yield DataError(host, "vllm_wheelhouse", None, "vllm_strategy 'wheel' needs a wheelhouse (folder or URL)")
-    if strategy == "source" and data["vllm_spec"]:
+    if strategy == "source" and re.match(r"^[a-z]+://", data["vllm_wheelhouse"] or ""):
         yield DataError(
-            host, "vllm_spec", data["vllm_spec"], "vllm_strategy 'source' builds vllm_git_url at vllm_git_commit; drop vllm_spec"
+            host, "vllm_wheelhouse", data["vllm_wheelhouse"], "vllm_strategy 'source' publishes its builds to a folder "
+            "on the control machine; a URL is read-only here (serve that folder over HTTP to other fleets)"
         )
     spec = data["vllm_spec"]
     if spec:

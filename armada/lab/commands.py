@@ -55,15 +55,15 @@ def cmd_lab(args) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "lab",
-        help="local lab: an aarch64 (emulated) and an x86_64 Debian host booted with systemd-nspawn",
+        help="local lab: an aarch64 (emulated) and two x86_64 Debian hosts booted with systemd-nspawn",
         description=(
-            "Two real Debian hosts for armada's deploys and tests: armada-cp (aarch64, qemu) at "
-            "10.213.0.11 and armada-serve (x86_64) at 10.213.0.12, on bridge armadabr0, egress through "
+            "Three real Debian hosts for armada's deploys and tests: armada-cp (aarch64, qemu) at "
+            "10.213.0.11, armada-serve and armada-serve2 (x86_64) at 10.213.0.12 and .13, on bridge armadabr0, egress through "
             "tinyproxy on 10.213.0.1:8888. Needs root. Lab dir: $ARMADA_LAB_DIR (default /var/tmp/armada-lab)."
         ),
     )
     actions = parser.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
-    actions.add_parser("up", help="build root filesystems once, boot both hosts, wait for SSH (idempotent)")
+    actions.add_parser("up", help="build root filesystems once, boot every host, wait for SSH (idempotent)")
     actions.add_parser("down", help="stop the hosts, remove network and rootfs copies (keeps the cache and key)")
     status = actions.add_parser("status", help="per host: arch, address, running, SSH")
     status.add_argument("--check", action="store_true", help="exit non-zero unless every host runs and answers SSH")

@@ -1,7 +1,11 @@
-"""The local lab harness: two real Debian bookworm hosts booted with systemd-nspawn.
+"""The local lab harness: three real Debian bookworm hosts booted with systemd-nspawn.
 
-* ``armada-cp``    aarch64 (arm64 rootfs, run under qemu-user-static), 10.213.0.11
-* ``armada-serve`` x86_64 (native amd64 rootfs),                        10.213.0.12
+* ``armada-cp``     aarch64 (arm64 rootfs, run under qemu-user-static), 10.213.0.11
+* ``armada-serve``  x86_64 (native amd64 rootfs),                        10.213.0.12
+* ``armada-serve2`` x86_64 (native amd64 rootfs),                        10.213.0.13
+
+Two serving hosts of one arch: a rolling upgrade has a second host to stop
+before, and a vLLM build made on one host has another to be installed on.
 
 Each host is a full systemd boot in its own network namespace, with a veth
 pair whose root-side end sits on the bridge ``armadabr0`` (10.213.0.1/24).
@@ -83,6 +87,7 @@ class LabHost:
 HOSTS: tuple[LabHost, ...] = (
     LabHost("armada-cp", "aarch64", "arm64", "10.213.0.11", True, "control_plane", 240.0),
     LabHost("armada-serve", "x86_64", "amd64", "10.213.0.12", False, "serving", 120.0),
+    LabHost("armada-serve2", "x86_64", "amd64", "10.213.0.13", False, "serving", 120.0),
 )
 HOSTS_BY_NAME = {host.name: host for host in HOSTS}
 
@@ -720,6 +725,23 @@ def down(log: Log = _print) -> float:
     took = time.monotonic() - t0
     log(f"lab down in {took:.1f} s")
     return took
+
+
+def inventory_entry(name: str) -> tuple[str, dict]:
+    """A pyinfra inventory entry for a lab host: its address, the lab key and known_hosts."""
+    return (
+        name,
+        {
+            "ssh_hostname": HOSTS_BY_NAME[name].address,
+            "ssh_user": "root",
+            "ssh_key": key_path(),
+            "ssh_known_hosts_file": known_hosts_path(),
+            # Lab opt-out: the hosts' keys change whenever the rootfs cache is rebuilt.
+            # `armada lab up` writes known_hosts from the hosts' own keys, so a
+            # pinned key still wins; accept-new only covers a missing entry.
+            "ssh_strict_host_key_checking": "accept-new",
+        },
+    )
 
 
 def status() -> list[dict]:

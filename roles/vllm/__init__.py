@@ -30,6 +30,7 @@ from armada.facts import TorchBuild, VenvDistributions
 from armada.parsers import TorchBuild as TorchBuildInfo
 from armada.profile import Profile
 from armada.role_support import role_data
+from roles.vllm import build
 
 FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "files")
 INSTALLER = "armada-pip-install.py"
@@ -128,15 +129,17 @@ def apply(profile: Profile):
     wheelhouse = data["vllm_wheelhouse"]
     if wheelhouse and "://" not in wheelhouse:
         find_links = f"{root}/wheelhouse"
-        files.sync(name="wheelhouse", src=wheelhouse, dest=find_links, mode="644", dir_mode="755")
+        # builds/ holds the source strategy's wheels of every key: each host gets only its own
+        files.sync(name="wheelhouse", src=wheelhouse, dest=find_links, mode="644", dir_mode="755",
+                   exclude_dir=["builds"])
     elif wheelhouse:
         find_links = wheelhouse
 
     pip.venv(name=f"venv {os.path.basename(venv)}", path=venv, python="python3")
 
-    build = host.get_fact(TorchBuild, venv=venv)
-    packages = host.get_fact(VenvDistributions, venv=venv) if build else {}
-    if build is None:
+    torch_build = host.get_fact(TorchBuild, venv=venv)
+    packages = host.get_fact(VenvDistributions, venv=venv) if torch_build else {}
+    if torch_build is None:
         torch_args = " ".join(_pip_source_args(profile, find_links, for_torch=True))
         server.shell(
             name=f"torch {profile.torch_spec} from {profile.torch_index_url or 'PyPI'}",
@@ -147,32 +150,56 @@ def apply(profile: Profile):
             ],
         )
     else:
-        problem = torch_problem(build, profile, packages)
+        problem = torch_problem(torch_build, profile, packages)
         if problem:
             raise ValueError(f"{host.name}: torch guard: {venv}: {problem}; remove that venv or fix the torch source")
-        files.put(name="torch pin", src=StringIO(f"torch=={build.version}\n"), dest=constraints, mode="644")
+        files.put(name="torch pin", src=StringIO(f"torch=={torch_build.version}\n"), dest=constraints, mode="644")
 
+    exclude = ",".join(data["vllm_exclude_deps"])
+    if not needs_install(profile.vllm_spec, packages):
+        return
     if profile.vllm_strategy == "source":
-        raise NotImplementedError(
-            f"{host.name}: vllm_strategy 'source' (built once per fleet) is not available yet; "
-            "use 'pypi' with vllm_spec, or 'wheel' with vllm_wheelhouse"
-        )
-    requirement = Requirement(profile.vllm_spec)
-    have = {canonicalize_name(name): version for name, version in packages.items()}.get(
+        _install_built_wheel(profile, data, venv, installer, constraints, find_links, exclude)
+    else:
+        sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
+        server.shell(name=f"vLLM {profile.vllm_spec}",
+                     commands=[_install_command(python_bin, installer, constraints, sources, exclude, profile.vllm_spec)])
+    python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
+
+
+def needs_install(spec: str, installed: dict) -> bool:
+    """Whether the venv lacks a distribution satisfying ``spec`` (pure)."""
+    requirement = Requirement(spec)
+    have = {canonicalize_name(name): version for name, version in (installed or {}).items()}.get(
         canonicalize_name(requirement.name)
     )
-    if not (have and requirement.specifier.contains(have, prereleases=True)):
-        sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
-        exclude = ",".join(data["vllm_exclude_deps"])
-        if exclude:
-            command = (
-                f"{python_bin} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
-                f"{sources} {shlex.quote(profile.vllm_spec)}"
-            )
-        else:
-            command = f"{pip_bin} install --constraint={constraints} {sources} {shlex.quote(profile.vllm_spec)}"
-        server.shell(name=f"vLLM {profile.vllm_spec}", commands=[command])
-        python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
+    return not (have and requirement.specifier.contains(have, prereleases=True))
+
+
+def _install_command(python_bin: str, installer: str, constraints: str, sources: str, exclude: str, spec: str) -> str:
+    if exclude:
+        return (f"{python_bin} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
+                f"{sources} {shlex.quote(spec)}")
+    return f"{python_bin} -m pip install --constraint={constraints} {sources} {shlex.quote(spec)}"
+
+
+def _install_built_wheel(profile: Profile, data: dict, venv: str, installer: str, constraints: str,
+                         find_links: str | None, exclude: str) -> None:
+    """The source strategy: build once per fleet (on the elected builder), install from the wheelhouse."""
+    key = build.host_build_key(host, profile, data)
+    builders = build.fleet_builders(host.state, host.inventory)
+    builder = builders.get(key)
+    if builder == host.name:
+        build.build_operations(host, profile, data, key, _pip_source_args(profile, find_links, for_torch=True))
+    remote_dir = f"{data['armada_root']}/wheelhouse/builds/{key}"
+    sources = " ".join([f"--find-links={remote_dir}", *_pip_source_args(profile, find_links, for_torch=False)])
+    python.call(
+        name=f"vLLM {profile.vllm_spec} built once per fleet ({builder or 'already in the wheelhouse'})",
+        function=build.install_from_wheelhouse, host=host, key=key, spec=profile.vllm_spec,
+        local_dir=build.key_dir(data, key), builder=builder, remote_dir=remote_dir,
+        install_command=_install_command(f"{venv}/bin/python", installer, constraints, sources, exclude,
+                                         profile.vllm_spec),
+    )
 
 
 def current_link(data: dict) -> str:

@@ -15,14 +15,26 @@ KEYS = (
         "'source' (vllm_git_url at vllm_git_commit, VLLM_TARGET_DEVICE=cpu on CPU hosts); "
         "'auto': pypi on GPU hosts, source on CPU-only hosts",
         choices=("auto", "pypi", "wheel", "source")),
-    Key("vllm_spec", str, None, "pip requirement for the pypi/wheel strategies; default 'vllm==<vllm_version>'",
-        nullable=True, check=requirement),
+    Key("vllm_spec", str, None, "pip requirement installed (pypi/wheel), or that the 'source' build must produce; "
+        "default 'vllm==<vllm_version>'", nullable=True, check=requirement),
     Key("vllm_wheelhouse", str, None,
-        "Folder on the control machine or URL holding wheels (vLLM, torch) for air-gapped or pinned installs",
+        "Folder on the control machine or URL holding wheels (vLLM, torch) for air-gapped or pinned installs; "
+        "the 'source' strategy publishes its builds to <folder>/builds/<key>/ (default ~/.cache/armada/wheelhouse)",
         nullable=True, check=url_or_dir),
     Key("vllm_git_url", str, "https://github.com/vllm-project/vllm.git", "Repository the 'source' strategy builds"),
     Key("vllm_git_commit", str, None, "Commit or tag the 'source' strategy builds; default 'v<vllm_version>'",
         nullable=True),
+    Key("vllm_build_requirements", str, "requirements/build/cpu.txt",
+        "'source': the build requirements file inside the repository (its torch line is replaced by the "
+        "profile's torch)"),
+    Key("vllm_build_env", dict, {}, "'source': extra build environment over VLLM_TARGET_DEVICE and MAX_JOBS "
+        "(e.g. FETCHCONTENT_SOURCE_DIR_ONEDNN, ACL_ROOT_DIR for an offline oneDNN / Arm Compute Library)",
+        check=lambda v: None if all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+        else "must map names to strings"),
+    Key("vllm_build_jobs", int, None, "'source': parallel compile jobs (MAX_JOBS); default min(cores, GiB / 2)",
+        nullable=True, check=at_least(1)),
+    Key("vllm_build_min_gcc", str, "12.3", "'source': the least g++ the builder must have (vLLM's CPU build "
+        "refuses older on x86_64, and Debian 12's 12.2 crashes on its kernels)", check=version),
     Key("torch_version", str, "2.13.0", "torch release installed before vLLM and pinned by a constraints file "
         "(the release vLLM 0.31.0 is built against)", check=version),
     Key("torch_index_url", str, None, "Index to take torch from; default chosen by the profile (arch, accelerator, "
