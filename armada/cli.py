@@ -90,6 +90,43 @@ def cmd_snapshot(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_cloud_init(args) -> int:
+    from armada.cloudinit import CloudInitError, render
+    from armada.inventory import load_inventory
+
+    bake = {}
+    for pair in args.bake_secret:
+        key, sep, variable = pair.partition("=")
+        if not sep or not variable:
+            print(f"armada cloud-init: --bake-secret {pair!r}: expected KEY=ENVVAR", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        bake[key] = variable
+    try:
+        inventory = load_inventory(args.inventory)
+        text, warnings = render(inventory, args.inventory, args.group, bake)
+    except CloudInitError as exc:
+        print(f"armada cloud-init: {args.inventory}, group {args.group!r}: nothing rendered:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # an inventory is user Python: any error is bad input
+        print(f"armada cloud-init: cannot load inventory {args.inventory!r}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_path(args) -> int:
+    from armada.paths import shared
+
+    try:
+        print(shared(args.relative))
+    except FileNotFoundError as exc:
+        print(f"armada path: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
 def keys_table() -> str:
     """The data keys as a Markdown table (README.md carries it)."""
     from armada.schema import ROLE_MODULES, all_keys
@@ -147,6 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("inventory")
     p.add_argument("pyinfra_args", nargs=argparse.REMAINDER, help="after --: passed to each pyinfra run (e.g. --data K=V)")
     p.set_defaults(func=lambda a: __import__("armada.upgrade", fromlist=["main"]).main(a))
+
+    p = sub.add_parser("cloud-init", help="print #cloud-config user-data: the instance installs armada and deploys "
+                       "itself with a group's data (pyinfra @local)")
+    p.add_argument("inventory")
+    p.add_argument("group")
+    p.add_argument("--bake-secret", action="append", default=[], metavar="KEY=ENVVAR",
+                   help="put the value of ENVVAR into the user-data as the file KEY names (vllm_api_key_file, "
+                   "model_hub_token_file): in clear, with a warning; prefer your cloud's secret delivery")
+    p.set_defaults(func=cmd_cloud_init)
+
+    p = sub.add_parser("path", help="where this armada's shipped file is (e.g. deploys/llm.py)")
+    p.add_argument("relative")
+    p.set_defaults(func=cmd_path)
 
     from armada.lab.commands import add_parser as add_lab_parser
 

@@ -36,11 +36,19 @@ def _unit_active(host, unit: str) -> Check:
     return Check(host.name, f"{unit} active", ok and seen == "active", seen)
 
 
-def _http_json(host, url: str, body: dict | None = None, retries: int = 0, headers=()) -> tuple[bool, dict | str]:
+def _http_json(host, url: str, body: dict | None = None, retries: int = 0, headers=(),
+               bearer_file: str | None = None) -> tuple[bool, dict | str]:
+    """curl on the host. ``bearer_file``: a file on the host holding a token,
+    sent as ``Authorization: Bearer`` through curl's stdin, so the secret is
+    never on a command line (nor in pyinfra's output)."""
     extra = " ".join(f"-H {shlex.quote(h)}" for h in headers)
     if body is not None:
         extra += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
     curl = f"curl -sS --max-time 120 --noproxy '*' {extra} {shlex.quote(url)}"
+    if bearer_file:
+        # printf is a bash builtin: the token is in no process's argv
+        header = f'printf "Authorization: Bearer %s\\n" "$(cat {shlex.quote(bearer_file)})"'
+        curl = f"bash -c {shlex.quote(header + ' | ' + curl + ' -H @-')}"
     if retries:
         curl = f"for i in $(seq {retries}); do {curl} && exit 0; sleep 1; done; exit 1"
         curl = f"bash -c {shlex.quote(curl)}"
@@ -90,11 +98,16 @@ def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready
     wait = f"for i in $(seq {ready_timeout}); do curl -sf --noproxy '*' {base}/health >/dev/null && exit 0; sleep 1; done; exit 1"
     ok, _ = _shell(host, f"bash -c {shlex.quote(wait)}")
     checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else f"no answer within {ready_timeout}s"))
-    ok, models = _http_json(host, f"{base}/v1/models")
+    key_file = data.get("vllm_api_key_file")
+    if key_file:
+        _, status = _shell(host, f"curl -s -o /dev/null -w '%{{http_code}}' --noproxy '*' {base}/v1/models")
+        checks.append(Check(host.name, "vLLM refuses a request without the API key", status.strip() == "401",
+                            f"HTTP {status.strip()}"))
+    ok, models = _http_json(host, f"{base}/v1/models", bearer_file=key_file)
     names = [m.get("id") for m in models.get("data", [])] if ok and isinstance(models, dict) else []
     checks.append(Check(host.name, "vLLM /v1/models lists the model", model in names, ", ".join(names) or str(models)[:200]))
     body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
-    ok, reply = _http_json(host, f"{base}/v1/chat/completions", body=body)
+    ok, reply = _http_json(host, f"{base}/v1/chat/completions", body=body, bearer_file=key_file)
     tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
     content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
     checks.append(Check(host.name, "vLLM chat completion generates", tokens > 0, f"{tokens} tokens: {content!r}"))

@@ -727,6 +727,32 @@ def down(log: Log = _print) -> float:
     return took
 
 
+def reset(host: LabHost, log: Log = _print) -> dict:
+    """Give one host a fresh root filesystem (a new, never-deployed machine) and boot it."""
+    with _lab_lock():
+        stop_host(host)
+        _teardown_host_network(host)
+        if os.path.exists(rootfs_path(host)):
+            shutil.rmtree(rootfs_path(host))
+    log(f"{host.name}: reset")
+    return up(log)
+
+
+def run_inside(host: LabHost, argv: list[str], timeout: float = 3600) -> subprocess.CompletedProcess:
+    """Run a command inside a host as its own root would, with no SSH: in the
+    namespaces of the host's PID 1 (what cloud-init's runcmd does there)."""
+    pid = _nspawn_pid(host)
+    if pid is None:
+        raise LabError(f"{host.name}: not running")
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    if not children:
+        raise LabError(f"{host.name}: nspawn {pid} has no init process")
+    env = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+           "LANG=C.UTF-8"]
+    return subprocess.run(["nsenter", f"--target={children[0]}", "--all", "--root", "--wd", *env, *argv],
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def inventory_entry(name: str) -> tuple[str, dict]:
     """A pyinfra inventory entry for a lab host: its address, the lab key and known_hosts."""
     return (

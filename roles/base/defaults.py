@@ -24,6 +24,10 @@ def _ca_files(value):
 
 
 KEYS = (
+    Key("armada_install", str, None, "armada cloud-init: how the instance installs armada itself: a pip "
+        "requirement (armada==0.1.0), a wheel URL, or git+https://...@<ref>", nullable=True),
+    Key("armada_install_index_url", str, None, "armada cloud-init: the index armada_install and its dependencies "
+        "come from (default: pip's own)", nullable=True, check=url),
     Key("armada_roles", list, list(ALL_ROLES), "Roles this host runs, in deploy order (a subset of "
         + ", ".join(ALL_ROLES) + ")", check=_roles),
     Key("armada_control_plane", str, None, "Inventory host whose nats and etcd this host uses; default: itself",

@@ -61,6 +61,10 @@ def apply(profile: Profile):
         name=f"pull {data['model_id']} from the hub",
         commands=[
             f"set -a; . {data['armada_config_dir']}/egress.env; set +a; "
+            # a gated model's token, read from its file on the host: never on a command line
+            + (f"HF_TOKEN=$(cat {shlex.quote(data['model_hub_token_file'])}); export HF_TOKEN; "
+               if data["model_hub_token_file"] else "")
+            + 
             f"{python} -c {shlex.quote(fetch)} && chown -R {user}:{user} {shlex.quote(target)}"
         ],
     )

@@ -28,11 +28,11 @@ from pyinfra.operations import files, pip, python, server
 
 from armada.facts import TorchBuild, VenvDistributions
 from armada.parsers import TorchBuild as TorchBuildInfo
+from armada.paths import shared
 from armada.profile import Profile
 from armada.role_support import role_data
 from roles.vllm import build
 
-FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "files")
 INSTALLER = "armada-pip-install.py"
 
 
@@ -123,7 +123,7 @@ def apply(profile: Profile):
     files.directory(name="vllm installs dir", path=f"{root}/vllm", mode="755")
     files.directory(name="armada bin dir", path=f"{root}/bin", mode="755")
     installer = f"{root}/bin/{INSTALLER}"
-    files.put(name="pip installer", src=os.path.join(FILES, INSTALLER), dest=installer, mode="755")
+    files.put(name="pip installer", src=shared(f"files/{INSTALLER}"), dest=installer, mode="755")
 
     find_links = None
     wheelhouse = data["vllm_wheelhouse"]

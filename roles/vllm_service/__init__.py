@@ -103,6 +103,7 @@ def apply(profile: Profile):
         egress_env=f"{data['armada_config_dir']}/egress.env",
         current=current,
         data_dir=data["armada_data_dir"],
+        api_key_file=data["vllm_api_key_file"],
     )
     managed_service(UNIT, unit, [env, script, flip])
 
