@@ -56,13 +56,24 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def _cause(exc: BaseException) -> str:
+    """The user's own error inside pyinfra's wrapper for inventory-file exceptions."""
+    inner = getattr(exc, "exception", None)
+    if isinstance(inner, BaseException):
+        return f"{type(inner).__name__}: {inner}"
+    try:
+        return str(exc)
+    except Exception:
+        return type(exc).__name__
+
+
 def cmd_check(args) -> int:
     from armada.inventory import group_summaries, load_inventory, validate_inventory
 
     try:
         inventory = load_inventory(args.inventory)
     except Exception as exc:  # an inventory is user Python: any error is bad input
-        print(f"armada check: cannot load inventory {args.inventory!r}: {exc}", file=sys.stderr)
+        print(f"armada check: cannot load inventory {args.inventory!r}: {_cause(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     errors = validate_inventory(inventory)
     if errors:
@@ -108,7 +119,7 @@ def cmd_cloud_init(args) -> int:
         print(f"armada cloud-init: {args.inventory}, group {args.group!r}: nothing rendered:\n{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # an inventory is user Python: any error is bad input
-        print(f"armada cloud-init: cannot load inventory {args.inventory!r}: {exc}", file=sys.stderr)
+        print(f"armada cloud-init: cannot load inventory {args.inventory!r}: {_cause(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for warning in warnings:
         print(warning, file=sys.stderr)

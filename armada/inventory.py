@@ -31,6 +31,44 @@ def load_inventory(path: str) -> Inventory:
         return make_inventory(path, cwd=os.getcwd())
 
 
+class DataFileError(ValueError):
+    """A YAML or JSON data file that does not parse, naming file, line and column."""
+
+
+def load_data(path: str) -> dict[str, Any]:
+    """Data kept in a YAML or JSON file, for use in an inventory (as Ansible's
+    group_vars): ``graviton = (hosts, load_data("group_vars/graviton.yaml"))``.
+
+    Raises :class:`DataFileError` naming the file, line and column of a
+    syntax error, or saying that the top level is not a mapping.
+    """
+    import json
+
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise DataFileError(f"data file {path}: {exc.strerror}") from None
+    try:
+        if path.endswith(".json"):
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise DataFileError(f"data file {path}: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        raise DataFileError(f"data file {path}: {where}{getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise DataFileError(f"data file {path}: the top level must map key names to values, not {type(data).__name__}")
+    return data
+
+
 def host_data(host) -> dict[str, Any]:
     """A host's merged data as the inventory gives it (no role defaults)."""
     return host.data.dict()

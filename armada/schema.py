@@ -183,6 +183,11 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
             yield DataError(host, "vllm_spec", spec, f"pins {pinned[0]} but vllm_version is {data['vllm_version']!r}; "
                             "set both to the same release")
     roles = data["armada_roles"]
+    yield from _port_clashes(host, data, roles)
+    if "nats" in roles and data["nats_source"] == "release":
+        for key in ("nats_release_url", "nats_release_sha256"):
+            if not data[key]:
+                yield DataError(host, key, None, f"nats_source 'release' needs {key} (the download is verified)")
     serves = "vllm_service" in roles
     if serves and not {"vllm", "model"} <= set(roles):
         yield DataError(host, "armada_roles", roles, "vllm_service needs the vllm and model roles on the same host")
@@ -192,6 +197,25 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
         yield DataError(host, "model_path", data["model_path"], "set model_path (a local folder) or model_id (a hub id), not both")
     if not data["model_path"] and not data["model_id"]:
         yield DataError(host, "model_id", None, "no model: set model_path (a local folder) or model_id (a hub id)")
+
+
+def _port_clashes(host: str, data: Mapping[str, Any], roles: list[str]) -> Iterable[DataError]:
+    """Two services of one host on one port: the second would never start."""
+    used = {
+        "nats": ("nats_port", "nats_monitor_port"),
+        "etcd": ("etcd_client_port", "etcd_peer_port"),
+        "vllm_service": ("vllm_port",),
+    }
+    seen: dict[int, str] = {}
+    for role, keys in used.items():
+        if role not in roles:
+            continue
+        for key in keys:
+            port = data[key]
+            if port in seen:
+                yield DataError(host, key, port, f"the same port as {seen[port]} on this host")
+            else:
+                seen[port] = key
 
 
 def validate_host_data(host: str, data: Mapping[str, Any], complete: bool = True) -> list[DataError]:
