@@ -55,9 +55,53 @@ def host_profile(host) -> Profile:
     return profile
 
 
+def urls_to_check(data: dict, profile: Profile) -> list[tuple[str, str]]:
+    """``(key, url)`` of every URL this host's roles will fetch from (a pure decision)."""
+    roles = data["armada_roles"]
+    urls = []
+    if "vllm" in roles:
+        if profile.torch_index_url:  # the index must serve torch, not only answer
+            urls.append(("torch_index_url", profile.torch_index_url.rstrip("/") + "/torch/"))
+        if data["vllm_wheelhouse"] and "://" in data["vllm_wheelhouse"]:
+            urls.append(("vllm_wheelhouse", data["vllm_wheelhouse"]))
+    if "nvidia" in roles and profile.accelerator == "cuda" and data["nvidia_repo_mirror"]:
+        urls.append(("nvidia_repo_mirror", data["nvidia_repo_mirror"]))
+    if "nats" in roles and data["nats_source"] == "release" and data["nats_release_url"]:
+        urls.append(("nats_release_url", data["nats_release_url"]))
+    return urls
+
+
+def _proxy_for(url: str, data: dict) -> str | None:
+    from urllib.parse import urlparse
+
+    bypass = {name.strip() for name in data["armada_no_proxy"].split(",") if name.strip()}
+    return None if urlparse(url).hostname in bypass else data["armada_proxy"]
+
+
+def check_urls(host, data: dict, profile: Profile) -> None:
+    """Every URL the run needs must answer from the host itself (through its
+    proxy), before anything changes: a mirror that is down or mistyped
+    stops the run here, naming host, key and value."""
+    from armada.facts import UrlStatus
+
+    errors = []
+    for key, url in urls_to_check(data, profile):
+        problem = host.get_fact(UrlStatus, url=url, proxy=_proxy_for(url, data))
+        if problem:
+            errors.append(DataError(host.name, key, url, problem))
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise ArmadaDataError(f"{len(errors)} unreachable URL(s); nothing was changed on any host:\n{lines}")
+
+
 def prepare(host, inventory) -> Profile:
     check_inventory(inventory)
     profile = host_profile(host)
+    from armada.role_support import role_data
+
+    data = role_data(host)
+    if data["armada_check_urls"]:
+        check_urls(host, data, profile)
     for name, reason in profile.reasons.items():
         logger.info(f"{host.print_prefix}{name} = {getattr(profile, name, None)!r}: {reason}")
     return profile

@@ -177,3 +177,44 @@ class VllmInstalls(FactBase):
             if path:
                 rows.append((float(stamp), path))
         return [path for _, path in sorted(rows, reverse=True)]
+
+
+class UrlStatus(FactBase):
+    """What the host sees when it asks a URL for its headers (HEAD, through
+    ``proxy`` when given): a problem sentence, or None when a server answered
+    (see parsers.url_problem)."""
+
+    def command(self, url: str, proxy: str | None = None):
+        target = shlex.quote(url)
+        route = f"--proxy {shlex.quote(proxy)}" if proxy else "--noproxy '*'"
+        curl = f"curl -sS -I -o /dev/null -w 'http %{{http_code}}\\n' --max-time 15 {route} {target} 2>&1"
+        python = f"python3 -c {shlex.quote(parsers.URL_PROBE_PY)} {target} {shlex.quote(proxy or '')} 2>&1"
+        return f"if command -v curl >/dev/null; then {curl}; else {python}; fi; true"
+
+    def process(self, output):
+        return parsers.url_problem("\n".join(output))
+
+
+class ChangedSinceStart(FactBase):
+    """What a running unit has not picked up: the given paths modified after
+    it last started, and ``daemon-reload`` when systemd says its unit file
+    changed on disk. Non-empty after a run was killed between writing a
+    config and restarting the service; the next run restarts it."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, service: str, paths: list[str]):
+        unit = shlex.quote(service)
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return (
+            f"[ \"$(systemctl show -p NeedDaemonReload --value {unit})\" = yes ] && echo daemon-reload; "
+            f"s=$(systemctl show -p ActiveEnterTimestamp --value {unit}); [ -n \"$s\" ] || exit 0; "
+            f"t=$(date -d \"$s\" +%s) || exit 0; "
+            f"for p in {quoted}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then "
+            f"[ \"$(stat -c %Y \"$p\")\" -gt \"$t\" ] && echo \"$p\"; fi; done; true"
+        )
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]

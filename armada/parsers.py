@@ -765,3 +765,33 @@ def host_facts_from_outputs(outputs: dict[str, str]) -> HostFacts:
     else:
         smi = ()
     return HostFacts(cpu=cpu, memory=memory, os=os_info, pci=pci, nvidia_smi=smi, notes=tuple(notes))
+
+
+# ------------------------------------------------------------ URL reachability
+
+# Run by the UrlStatus fact on the host (python3 when the host has no curl yet):
+# prints "http <code>" when a server answered, or the client's error.
+URL_PROBE_PY = r"""
+import sys, urllib.error, urllib.request
+url, proxy = sys.argv[1], sys.argv[2]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}))
+try:
+    print("http", opener.open(urllib.request.Request(url, method="HEAD"), timeout=15).status)
+except urllib.error.HTTPError as exc:
+    print("http", exc.code)
+except Exception as exc:
+    print("error:", getattr(exc, "reason", None) or exc)
+"""
+
+
+def url_problem(output: str) -> str | None:
+    """Why a URL probe's output (curl's or URL_PROBE_PY's) says the URL is not
+    usable from the host; None when a server answered with anything but
+    404/410 (an index may well answer 403 to a bare GET)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    codes = [line.split()[1] for line in lines if line.startswith("http ") and len(line.split()) == 2]
+    errors = [line for line in lines if line.startswith(("curl:", "error:"))]
+    code = codes[-1] if codes else "000"
+    if code != "000":
+        return f"answers HTTP {code}: no such path" if code in ("404", "410") else None
+    return "unreachable from the host: " + (errors[0] if errors else (lines[-1] if lines else "no answer"))

@@ -20,29 +20,40 @@ def template_path(role_file: str) -> Callable[[str], str]:
     return lambda name: os.path.join(folder, name)
 
 
-def managed_service(unit_name: str, unit_op, config_ops) -> None:
+def managed_service(unit_name: str, unit_op, config_ops, watched: tuple[str, ...] | list[str] = ()) -> None:
     """Keep a systemd unit running and enabled; restart it only when its unit
     file or a config it reads changed, and only if it was already running
     (a unit started by this run already reads the new files).
 
     ``unit_op`` and ``config_ops`` are the results of the operations that
     wrote them (pyinfra's change detection, evaluated at run time).
+    ``watched`` are the paths of those configs: a run killed after writing
+    them but before the restart leaves them newer than the running service,
+    and the next run restarts it (and reloads systemd when its unit file
+    changed) although nothing changes any more.
     """
     from pyinfra import host
     from pyinfra.facts.systemd import SystemdStatus
     from pyinfra.operations import systemd
     from pyinfra.operations.util import any_changed
 
+    from armada.facts import ChangedSinceStart
+
     service = f"{unit_name}.service"
     was_running = host.get_fact(SystemdStatus, services=[service]).get(service, False)
-    systemd.daemon_reload(name=f"{unit_name}: daemon-reload", _if=any_changed(unit_op))
+    pending = host.get_fact(ChangedSinceStart, service=service,
+                            paths=[f"/etc/systemd/system/{service}", *watched]) if was_running else []
+    if pending:
+        systemd.daemon_reload(name=f"{unit_name}: daemon-reload")
+    else:
+        systemd.daemon_reload(name=f"{unit_name}: daemon-reload", _if=any_changed(unit_op))
     systemd.service(name=f"{unit_name}: running and enabled", service=service, running=True, enabled=True)
     if was_running:
         systemd.service(
             name=f"{unit_name}: restart on change",
             service=service,
             restarted=True,
-            _if=any_changed(unit_op, *config_ops),
+            **({} if pending else {"_if": any_changed(unit_op, *config_ops)}),
         )
 
 

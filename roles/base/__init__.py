@@ -6,6 +6,7 @@ local lab, need both).
 """
 
 import os
+from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -38,6 +39,9 @@ def apply(profile: Profile):
     proxy = data["armada_proxy"]
     tpl = template_path(__file__)
 
+    # another apt/dpkg (unattended-upgrades, cloud-init) holding the lock: wait, then fail with apt's own message
+    files.put(name="apt lock wait", src=StringIO(f'DPkg::Lock::Timeout "{data["armada_apt_lock_timeout"]}";\n'),
+              dest="/etc/apt/apt.conf.d/80armada-lock", mode="644")
     apt_proxy = "/etc/apt/apt.conf.d/80armada-proxy"
     if proxy:
         files.template(name="apt egress proxy", src=tpl("apt-proxy.conf.j2"), dest=apt_proxy, mode="644", proxy=proxy)
@@ -66,7 +70,7 @@ def apply(profile: Profile):
 
     apt.packages(
         name="base packages",
-        packages=packages_for(profile, data["armada_roles"]),
+        packages=packages_for(profile, data["armada_roles"]) + list(data["armada_packages"]),
         update=True,
         cache_time=3600,
         _env={"DEBIAN_FRONTEND": "noninteractive"},

@@ -1,6 +1,6 @@
 """Data keys of the base role (and of the composition: which roles a host runs)."""
 
-from armada.schema import Key, absolute_path, identifier, url
+from armada.schema import Key, absolute_path, at_least, identifier, url
 
 ALL_ROLES = ("base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service")
 
@@ -47,5 +47,11 @@ KEYS = (
         check=lambda v: None if v >= 1 else "must be >= 1"),
     Key("armada_max_unavailable", int, 1, "armada upgrade: hosts flipped (and so possibly not serving) at once",
         check=lambda v: None if v >= 1 else "must be >= 1"),
+    Key("armada_apt_lock_timeout", int, 300, "Seconds apt waits for a dpkg lock another process holds "
+        "(unattended-upgrades, cloud-init) before failing with apt's message", check=at_least(0)),
+    Key("armada_packages", list, [], "Extra OS packages for the host (installed with the base packages)",
+        check=lambda v: None if all(isinstance(x, str) and x for x in v) else "must be a list of package names"),
+    Key("armada_check_urls", bool, True, "Before changing anything, ask every URL the host's roles fetch from "
+        "(torch index, wheelhouse, NVIDIA mirror, nats release) from the host itself; stop on one that does not answer"),
     Key("armada_config_dir", str, "/etc/armada", "Configuration files and env files", check=absolute_path),
 )

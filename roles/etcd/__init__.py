@@ -75,4 +75,4 @@ def apply(profile: Profile):
         env_file=env_file,
         data_dir=data["etcd_data_dir"],
     )
-    managed_service(UNIT, unit, [env])
+    managed_service(UNIT, unit, [env], watched=[env_file])

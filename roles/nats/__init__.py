@@ -66,4 +66,4 @@ def apply(profile: Profile):
         config=config,
         store_dir=data["nats_store_dir"],
     )
-    managed_service(UNIT, unit, [conf])
+    managed_service(UNIT, unit, [conf], watched=[config])

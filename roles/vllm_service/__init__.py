@@ -105,7 +105,8 @@ def apply(profile: Profile):
         data_dir=data["armada_data_dir"],
         api_key_file=data["vllm_api_key_file"],
     )
-    managed_service(UNIT, unit, [env, script, flip])
+    managed_service(UNIT, unit, [env, script, flip],
+                    watched=[f"{install}/armada-vllm.env", f"{install}/armada-serve", current])
 
     # never prune what serves, what served before, or what `previous` names
     remembered = (host.get_fact(Link, path=previous) or {}).get("link_target")

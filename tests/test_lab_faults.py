@@ -1,0 +1,122 @@
+"""Faults on the lab: a URL the hosts cannot reach stops the run before
+anything changes; a dpkg lock held by another process is waited for, then
+fails with apt's message; a crashed vLLM is restarted by systemd and serves
+again; a deploy killed midway converges when run again. Nothing is lost.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from armada.lab import hosts as lab
+from conftest import ROOT
+from test_lab_deploy import HEALTH_OP, changed_operations
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
+SERVE = lab.HOSTS_BY_NAME["armada-serve"]
+INVENTORY = "tests/lab/faults_inventory.py"
+LOCK = ("python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", \"w\"); "
+        "fcntl.lockf(f, fcntl.LOCK_EX); print(\"locked\", flush=True); time.sleep({seconds})'")
+
+
+def command(report, data=None, *extra):
+    env = {**os.environ, "ARMADA_TEST_DATA": json.dumps(data or {})}
+    argv = [PYINFRA, "-y", INVENTORY, "deploys/llm.py", "--data", f"armada_health_report={report}", *extra]
+    return argv, env
+
+
+def deploy(report, data=None, *extra):
+    argv, env = command(report, data, *extra)
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+    return result, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def converged(lab_hosts, tmp_path_factory):
+    from armada.lab.assets import ensure_assets
+
+    ensure_assets()
+    result, output = deploy(tmp_path_factory.mktemp("faults") / "first.json")
+    assert result.returncode == 0, output[-8000:]
+
+
+def test_an_unreachable_index_stops_the_run_before_any_change(converged, tmp_path):
+    bad = f"http://{lab.GATEWAY}:9/simple"
+    result, output = deploy(tmp_path / "url.json", {"torch_index_url": bad}, "--limit", "serving")
+    assert result.returncode != 0
+    for host in ("armada-serve", "armada-serve2"):
+        assert f"host '{host}': torch_index_url = '{bad}/torch/': unreachable from the host" in output, output[-4000:]
+    assert "nothing was changed on any host" in output and "--> Starting operation" not in output
+
+
+def test_a_held_dpkg_lock_is_waited_for_then_reported(converged, tmp_path):
+    client = lab.ssh_client(SERVE)
+    try:
+        # held for 20 s, waited for up to 120 s: the run goes on once it is free
+        client.exec_command(LOCK.format(seconds=20))
+        time.sleep(2)
+        result, output = deploy(tmp_path / "wait.json", {"armada_apt_lock_timeout": 120, "armada_packages": ["jq"]},
+                                "--limit", "armada-serve")
+        assert result.returncode == 0, output[-6000:]
+        assert lab.ssh_exec(SERVE, "command -v jq")[0] == 0
+        # held for longer than the wait: apt's own message, naming the holder
+        client.exec_command(LOCK.format(seconds=120))
+        time.sleep(2)
+        result, output = deploy(tmp_path / "held.json", {"armada_apt_lock_timeout": 5, "armada_packages": ["jq", "tree"]},
+                                "--limit", "armada-serve")
+        assert result.returncode != 0
+        assert "Could not get lock /var/lib/dpkg/lock-frontend" in output and "python3" in output, output[-4000:]
+    finally:
+        lab.ssh_exec(SERVE, "pkill -f 'fcntl.lockf' || true")
+        client.close()
+    result, output = deploy(tmp_path / "after.json", {"armada_packages": ["jq", "tree"]}, "--limit", "armada-serve")
+    assert result.returncode == 0, output[-6000:]
+
+
+def test_a_crashed_vllm_is_restarted_and_serves(converged, tmp_path):
+    before = lab.ssh_exec(SERVE, "systemctl show -p MainPID --value armada-vllm")[1].strip()
+    assert before not in ("", "0")
+    assert lab.ssh_exec(SERVE, f"kill -9 {before}")[0] == 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = lab.ssh_exec(SERVE, "systemctl show -p MainPID --value armada-vllm")[1].strip()
+        if now not in ("", "0", before):
+            break
+        time.sleep(2)
+    assert now not in ("", "0", before), "systemd did not restart armada-vllm"
+    assert "Restarts=1" in lab.ssh_exec(SERVE, "systemctl show -p NRestarts armada-vllm")[1].replace("NRestarts", "Restarts")
+    result = subprocess.run([PYINFRA, "-y", INVENTORY, "deploys/health.py", "--limit", "armada-serve",
+                             "--data", f"armada_health_report={tmp_path / 'health.json'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert json.loads((tmp_path / "health.json").read_text())["armada-serve"]["ok"]
+
+
+def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
+    # a change that takes a while (a new vLLM port: new env, restart, health wait), killed in the middle
+    argv, env = command(tmp_path / "killed.json", {"vllm_port": 8002}, "--limit", "serving")
+    run = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    seen = ""
+    for line in run.stdout:
+        seen += line
+        if "Starting operation: armada vllm service | armada-vllm: restart on change" in line:
+            break
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert "restart on change" in seen, seen[-3000:]
+    result, output = deploy(tmp_path / "again.json", {"vllm_port": 8002}, "--limit", "serving")
+    assert result.returncode == 0, output[-6000:]
+    result, output = deploy(tmp_path / "noop.json", {"vllm_port": 8002}, "--limit", "serving")
+    assert result.returncode == 0 and set(changed_operations(output)) <= {HEALTH_OP}, changed_operations(output)
+    # back to the lab's port for the tests that follow; the model cache never moved
+    result, output = deploy(tmp_path / "back.json", None, "--limit", "serving")
+    assert result.returncode == 0, output[-6000:]
+    assert lab.ssh_exec(SERVE, "test -f /var/lib/armada/models/tiny/model.safetensors")[0] == 0

@@ -1,0 +1,49 @@
+"""URLs a run needs are asked from the host before anything changes: which
+ones (a pure decision) and what the probe's real outputs mean."""
+
+import pytest
+
+from armada.deploy import urls_to_check
+from armada.parsers import host_facts_from_outputs, url_problem
+from armada.profile import build_profile
+from armada.schema import with_defaults
+from armada.snapshot import read_snapshot
+from conftest import fixture_text, host_dir
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("curl-200.txt", None),
+    ("python-200.txt", None),
+    ("curl-404.txt", "answers HTTP 404: no such path"),
+    ("python-404.txt", "answers HTTP 404: no such path"),
+    ("curl-refused.txt", "unreachable from the host: curl: (7) Failed to connect to 127.0.0.1 port 9"),
+    ("curl-dns.txt", "unreachable from the host: curl: (6) Could not resolve host: nonexistent.invalid"),
+    ("python-refused.txt", "unreachable from the host: error: [Errno 111] Connection refused"),
+])
+def test_probe_outputs(name, problem):
+    seen = url_problem(fixture_text("url-probe", name))
+    assert (seen is None) if problem is None else seen.startswith(problem), seen
+
+
+def test_an_answer_that_is_not_a_404_is_reachable():
+    assert url_problem("http 403\n") is None and url_problem("http 405\n") is None
+    assert url_problem("") == "unreachable from the host: no answer"
+
+
+def plan(host, **data):
+    data = with_defaults(data)
+    profile = build_profile(host, host_facts_from_outputs(read_snapshot(host_dir(host))), data)
+    return urls_to_check(data, profile)
+
+
+def test_which_urls_each_host_needs():
+    # a Graviton builds against the CPU index: torch must be there
+    assert plan("graviton3") == [("torch_index_url", "https://download.pytorch.org/whl/cpu/torch/")]
+    gh = plan("gh200", nvidia_repo_mirror="http://mirror.lab/cuda", vllm_wheelhouse="http://mirror.lab/wheels")
+    assert ("nvidia_repo_mirror", "http://mirror.lab/cuda") in gh and ("vllm_wheelhouse", "http://mirror.lab/wheels") in gh
+    # a Graviton never fetches the NVIDIA mirror; a control plane fetches no index
+    assert ("nvidia_repo_mirror", "http://mirror.lab/cuda") not in plan("graviton3", nvidia_repo_mirror="http://mirror.lab/cuda")
+    release = {"nats_source": "release", "nats_release_url": "https://mirror.lab/nats.tar.gz",
+               "nats_release_sha256": "0" * 64}
+    assert plan("graviton3", armada_roles=["base", "nats", "etcd"], **release) == [
+        ("nats_release_url", "https://mirror.lab/nats.tar.gz")]
