@@ -33,11 +33,23 @@ def check_inventory(inventory) -> None:
 
         from armada.schema import with_defaults
 
-        # a fresh report for this run
-        for host in inventory:
+        # a fresh report for this run, naming every host of the run until its
+        # health checks replace its entry: a host that never connected, or
+        # whose run stopped midway, stays in the report as failed
+        from armada.health import Check, write_report
+
+        state = inventory.state
+        in_run = [h for h in inventory if state is None or state.is_host_in_limit(h)]
+        for host in in_run:
             report = with_defaults(host_data(host))["armada_health_report"]
             if os.path.exists(report):
                 os.remove(report)
+        for host in in_run:
+            report = with_defaults(host_data(host))["armada_health_report"]
+            connected = state is None or host in state.active_hosts
+            seen = ("the run stopped on this host before its health checks (see pyinfra's output)" if connected
+                    else "could not connect")
+            write_report(report, host.name, [Check(host.name, "run reached the health checks", False, seen)])
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         raise ArmadaDataError(f"{len(errors)} data error(s); nothing was changed on any host:\n{lines}")
@@ -94,6 +106,25 @@ def check_urls(host, data: dict, profile: Profile) -> None:
         raise ArmadaDataError(f"{len(errors)} unreachable URL(s); nothing was changed on any host:\n{lines}")
 
 
+def check_disks(host, data: dict) -> None:
+    """The model cache must be writable and have room for a model not there yet."""
+    from pyinfra.facts.files import Directory
+
+    from armada.facts import DiskSpace
+    from armada.parsers import disk_problem
+
+    if "model" not in data["armada_roles"]:
+        return
+    from roles.model import model_dir
+
+    target = model_dir(data)
+    needed = None if host.get_fact(Directory, path=target) else model_bytes(data)
+    problem = disk_problem(host.get_fact(DiskSpace, path=target), target, needed)
+    if problem:
+        raise ArmadaDataError(f"{DataError(host.name, 'model_cache_dir', data['model_cache_dir'], problem)}; "
+                              "nothing was changed on any host")
+
+
 def prepare(host, inventory) -> Profile:
     check_inventory(inventory)
     profile = host_profile(host)
@@ -102,6 +133,7 @@ def prepare(host, inventory) -> Profile:
     data = role_data(host)
     if data["armada_check_urls"]:
         check_urls(host, data, profile)
+    check_disks(host, data)
     for name, reason in profile.reasons.items():
         logger.info(f"{host.print_prefix}{name} = {getattr(profile, name, None)!r}: {reason}")
     return profile

@@ -218,3 +218,13 @@ class ChangedSinceStart(FactBase):
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]
+
+
+class DiskSpace(FactBase):
+    """Free space and read-only state where ``path`` is (or will be created)."""
+
+    def command(self, path: str):
+        return parsers.disk_space_command(path)
+
+    def process(self, output):
+        return parsers.parse_disk_space("\n".join(output))

@@ -85,6 +85,15 @@ def validate_inventory(inventory: Inventory) -> list[DataError]:
             host_errors.append(
                 DataError(host.name, "armada_control_plane", control_plane, "no such host in the inventory")
             )
+        checking = data.get("ssh_strict_host_key_checking")
+        if not host_errors and str(checking).lower() in ("no", "off", "false") and not data.get(
+            "armada_allow_unverified_ssh"
+        ):
+            host_errors.append(DataError(
+                host.name, "ssh_strict_host_key_checking", checking,
+                "host keys unchecked: anyone on the path can impersonate the host; use 'yes' with known_hosts, "
+                "or pyinfra's default 'accept-new', or set armada_allow_unverified_ssh: true (throwaway labs only)",
+            ))
         group = data.get("etcd_cluster_group")
         if not host_errors and group and not inventory.groups.get(group):
             host_errors.append(DataError(host.name, "etcd_cluster_group", group, "no such group in the inventory"))

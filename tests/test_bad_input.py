@@ -62,6 +62,8 @@ CASES = {
                                  "needs nats_release_url"),
     "nats_release_without_sha": ({"nats_source": "release", "nats_release_url": "https://mirror/nats.tar.gz"},
                                  "nats_release_sha256", None, "needs nats_release_sha256"),
+    "ssh_keys_unchecked": ({"ssh_strict_host_key_checking": "no"}, "ssh_strict_host_key_checking", "no",
+                           "armada_allow_unverified_ssh"),
     "keep_one_install": ({"vllm_keep_installs": 1}, "vllm_keep_installs", 1, ">= 2"),
 }
 
@@ -83,6 +85,11 @@ def test_one_clear_error_naming_host_key_and_value(case, tmp_path):
     error = errors[0]
     assert (error.host, error.key, error.value) == ("h1", key, value), str(error)
     assert f"host 'h1': {key} = {value!r}" in str(error) and words in str(error), str(error)
+
+
+def test_unchecked_ssh_only_with_the_documented_opt_out(tmp_path):
+    data = {"ssh_strict_host_key_checking": "off", "armada_allow_unverified_ssh": True}
+    assert validate_inventory(load_inventory(write_inventory(tmp_path, data))) == []
 
 
 def test_there_are_at_least_thirty():

@@ -120,3 +120,41 @@ def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
     result, output = deploy(tmp_path / "back.json", None, "--limit", "serving")
     assert result.returncode == 0, output[-6000:]
     assert lab.ssh_exec(SERVE, "test -f /var/lib/armada/models/tiny/model.safetensors")[0] == 0
+
+
+def test_a_full_or_read_only_model_disk_stops_the_run_before_any_change(converged, tmp_path):
+    assert lab.ssh_exec(SERVE, "mkdir -p /srv/tiny && mount -t tmpfs -o size=64k tmpfs /srv/tiny")[0] == 0
+    try:
+        result, output = deploy(tmp_path / "full.json", {"model_cache_dir": "/srv/tiny/models"}, "--limit", "armada-serve")
+        assert result.returncode != 0
+        assert "host 'armada-serve': model_cache_dir = '/srv/tiny/models': 64 KiB free at /srv/tiny" in output, output[-4000:]
+        assert "--> Starting operation" not in output
+        assert lab.ssh_exec(SERVE, "mount -o remount,ro /srv/tiny")[0] == 0
+        result, output = deploy(tmp_path / "ro.json", {"model_cache_dir": "/srv/tiny/models"}, "--limit", "armada-serve")
+        assert result.returncode != 0 and "/srv/tiny is on a read-only filesystem" in output, output[-4000:]
+        assert "--> Starting operation" not in output
+    finally:
+        lab.ssh_exec(SERVE, "umount /srv/tiny")
+
+
+def test_a_host_that_goes_down_midway(converged, tmp_path):
+    """The others finish; the report names the lost host; the exit code says so.
+    (Last in this module: the host comes back as a fresh machine.)"""
+    serve2 = lab.HOSTS_BY_NAME["armada-serve2"]
+    report = tmp_path / "down.json"
+    argv, env = command(report, {"armada_packages": ["jq"]})
+    run = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = ""
+    for line in run.stdout:
+        output += line
+        if "Starting operation: armada base | base packages" in line:
+            lab.stop_host(serve2)  # pulled out mid-run
+    run.wait(timeout=2400)
+    try:
+        assert run.returncode != 0, output[-4000:]
+        entries = json.loads(report.read_text())
+        assert entries["armada-cp"]["ok"] and entries["armada-serve"]["ok"], output[-4000:]
+        lost = entries["armada-serve2"]
+        assert not lost["ok"] and lost["checks"][0]["check"] == "run reached the health checks"
+    finally:
+        lab.up()

@@ -51,6 +51,8 @@ KEYS = (
         "(unattended-upgrades, cloud-init) before failing with apt's message", check=at_least(0)),
     Key("armada_packages", list, [], "Extra OS packages for the host (installed with the base packages)",
         check=lambda v: None if all(isinstance(x, str) and x for x in v) else "must be a list of package names"),
+    Key("armada_allow_unverified_ssh", bool, False, "Allow ssh_strict_host_key_checking 'no'/'off' (throwaway "
+        "labs only); host keys are checked by default"),
     Key("armada_check_urls", bool, True, "Before changing anything, ask every URL the host's roles fetch from "
         "(torch index, wheelhouse, NVIDIA mirror, nats release) from the host itself; stop on one that does not answer"),
     Key("armada_config_dir", str, "/etc/armada", "Configuration files and env files", check=absolute_path),
