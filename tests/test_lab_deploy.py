@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+import checks
 from armada.lab import hosts as lab
 from armada.lab.assets import MODEL_NAME, ensure_assets
 from conftest import ROOT
@@ -83,43 +84,20 @@ def test_second_run_changes_nothing(first_run, tmp_path):
 def test_testinfra_control_plane(first_run, testinfra_host):
     cp = testinfra_host(CP)
     assert cp.system_info.arch == "aarch64"
-    for package in ("nats-server", "etcd-server", "libtcmalloc-minimal4"):
-        assert cp.package(package).is_installed, package
-    for unit in ("armada-nats", "armada-etcd"):
-        assert cp.service(unit).is_running and cp.service(unit).is_enabled
-    # the distro's own units stay masked: only armada's run
-    assert cp.file("/etc/systemd/system/etcd.service").linked_to == "/dev/null"
-    assert cp.socket("tcp://0.0.0.0:4222").is_listening
-    assert cp.socket("tcp://127.0.0.1:8222").is_listening
-    assert cp.socket("tcp://0.0.0.0:2379").is_listening
-    store = cp.file("/var/lib/armada/nats")
-    assert store.is_directory and store.user == "armada"
-    assert cp.file("/var/lib/armada/etcd").mode == 0o700
-    assert cp.process.filter(user="armada", comm="etcd")
+    checks.base(cp)
+    checks.tcmalloc(cp)
+    checks.nats(cp, "0.0.0.0")
+    checks.etcd(cp, "0.0.0.0")
 
 
 @pytest.mark.parametrize("lab_host", [SERVE, SERVE2], ids=lambda h: h.name)
 def test_testinfra_serving_node(first_run, testinfra_host, lab_host):
     serve = testinfra_host(lab_host)
     assert serve.system_info.arch == "x86_64"
-    for package in ("libtcmalloc-minimal4", "python3-venv", "libnuma-dev"):
-        assert serve.package(package).is_installed, package
-    assert serve.service("armada-vllm").is_running and serve.service("armada-vllm").is_enabled
-    assert serve.socket("tcp://0.0.0.0:8000").is_listening
-    current = serve.file("/opt/armada/vllm/current")
-    assert current.is_symlink and re.match(r"/opt/armada/vllm/0\.32\.0-[0-9a-f]{10}$", current.linked_to)
-    # each install carries its own environment and command line
-    env = serve.file(current.linked_to + "/armada-vllm.env")
-    assert env.contains("^VLLM_CPU_KVCACHE_SPACE=1$") and env.contains("^LD_PRELOAD=.*libtcmalloc_minimal.so.4$")
-    assert env.contains(f"^ETCD_ENDPOINTS=http://{CP.address}:2379$")
-    assert serve.file(current.linked_to + "/armada-serve").contains("--max-model-len 256")
-    pin = serve.file(current.linked_to + "/armada-constraints.txt")
-    assert pin.content_string.strip() == "torch==2.13.0+cpu"
-    pip_list = serve.check_output(f"{current.linked_to}/bin/pip freeze --all")
-    assert not re.search(r"^nvidia-", pip_list, re.M) and "torchvision" not in pip_list
-    model = serve.file(f"/var/lib/armada/models/{MODEL_NAME}/config.json")
-    assert model.exists and model.user == "armada"
-    assert serve.file("/etc/pip.conf").contains("proxy = http://10.213.0.1:8888")
+    for role in (checks.base, checks.tcmalloc, checks.vllm, checks.model):
+        role(serve)
+    checks.vllm_service(serve, CP.address)
+    assert serve.package("libnuma-dev").is_installed and serve.package("python3-venv").is_installed
 
 
 def test_real_requests_from_outside(first_run):

@@ -19,6 +19,10 @@ from conftest import fixture_text, host_dir
     ("curl-refused.txt", "unreachable from the host: curl: (7) Failed to connect to 127.0.0.1 port 9"),
     ("curl-dns.txt", "unreachable from the host: curl: (6) Could not resolve host: nonexistent.invalid"),
     ("python-refused.txt", "unreachable from the host: error: [Errno 111] Connection refused"),
+    ("curl-proxy-refused.txt", "answers HTTP 500 (through a proxy: the proxy could not reach it)"),
+    # a fresh host that does not trust the egress CA yet (the base role installs armada_ca_certs)
+    ("curl-untrusted.txt", "untrusted certificate: curl: (60) SSL certificate problem"),
+    ("python-untrusted.txt", "untrusted certificate: error: [SSL: CERTIFICATE_VERIFY_FAILED]"),
 ])
 def test_probe_outputs(name, problem):
     seen = url_problem(fixture_text("url-probe", name))

@@ -1,4 +1,4 @@
-"""``armada lab up|down|status``: the local lab of two nspawn hosts (see armada.lab.hosts).
+"""``armada lab up|down|status|scenario``: the local lab of three nspawn hosts (see armada.lab.hosts).
 
 Wired into armada/cli.py with::
 
@@ -30,6 +30,14 @@ def _table(rows: list[dict]) -> str:
 def cmd_lab(args) -> int:
     from armada.lab import hosts
 
+    if args.lab_action == "scenario":
+        from armada.lab import scenarios
+
+        try:
+            return scenarios.run_step(args.scenario, args.step)
+        except (scenarios.ScenarioError, hosts.LabError) as exc:
+            print(f"armada lab scenario: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     try:
         if args.lab_action == "up":
             from armada.lab.assets import ensure_assets
@@ -65,6 +73,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     actions = parser.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
     actions.add_parser("up", help="build root filesystems once, boot every host, wait for SSH (idempotent)")
     actions.add_parser("down", help="stop the hosts, remove network and rootfs copies (keeps the cache and key)")
+    scenario = actions.add_parser(
+        "scenario", help="one step of a role scenario's lifecycle on the lab (what Molecule's playbooks call)")
+    scenario.add_argument("scenario", help="llm, base, tcmalloc, nats, etcd, vllm, model, vllm_service")
+    scenario.add_argument("step", choices=("create", "converge", "idempotence", "verify", "destroy"))
     status = actions.add_parser("status", help="per host: arch, address, running, SSH")
     status.add_argument("--check", action="store_true", help="exit non-zero unless every host runs and answers SSH")
     parser.set_defaults(func=cmd_lab)
