@@ -190,7 +190,12 @@ def _install_built_wheel(profile: Profile, data: dict, venv: str, installer: str
     builders = build.fleet_builders(host.state, host.inventory)
     builder = builders.get(key)
     if builder == host.name:
-        build.build_operations(host, profile, data, key, _pip_source_args(profile, find_links, for_torch=True))
+        # PyTorch's CPU index holds torch, not cmake or ninja: requirements from the usual index
+        requirement_args = _pip_source_args(profile, find_links, for_torch=False)
+        if profile.torch_index_url:
+            requirement_args.append(f"--extra-index-url={profile.torch_index_url}")
+        build.build_operations(host, profile, data, key, _pip_source_args(profile, find_links, for_torch=True),
+                               requirement_args)
     remote_dir = f"{data['armada_root']}/wheelhouse/builds/{key}"
     sources = " ".join([f"--find-links={remote_dir}", *_pip_source_args(profile, find_links, for_torch=False)])
     python.call(

@@ -168,8 +168,13 @@ def host_build_key(host, profile: Profile, data: Mapping[str, Any]) -> str:
 # ------------------------------------------------------- the operations
 
 
-def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, source_args: list[str]) -> None:
-    """On the elected builder: clone, build requirements, build, publish."""
+def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, torch_args: list[str],
+                     requirement_args: list[str]) -> None:
+    """On the elected builder: clone, build requirements, build, publish.
+
+    ``torch_args``: where torch comes from (the profile's index); the build
+    requirements (cmake, ninja, setuptools-scm ...) come from the usual
+    index with ``requirement_args``, torch held by the constraints pin."""
     from pyinfra.operations import files, pip, python, server
 
     from armada.facts import HostFacts
@@ -198,11 +203,11 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
     server.shell(
         name=f"build requirements, torch {profile.torch_spec} from {profile.torch_index_url or 'PyPI'}",
         commands=[
-            f"{python_bin} -m pip install {' '.join(source_args)} {shlex.quote(profile.torch_spec)}",
+            f"{python_bin} -m pip install {' '.join(torch_args)} {shlex.quote(profile.torch_spec)}",
             f"{python_bin} -c 'import torch; print(\"torch==\" + torch.__version__)' > {pin}",
             # the build requirements, never replacing the torch just installed
             f"sed -E '/^torch([=<>~! ]|$)/d' {requirements} > {work}/build-requirements.txt",
-            f"{python_bin} -m pip install --constraint={pin} {' '.join(source_args)} -r {work}/build-requirements.txt",
+            f"{python_bin} -m pip install --constraint={pin} {' '.join(requirement_args)} -r {work}/build-requirements.txt",
         ],
     )
     env = {"VLLM_TARGET_DEVICE": profile.vllm_target_device,
