@@ -206,6 +206,8 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
             f"{python_bin} -m pip install {' '.join(torch_args)} {shlex.quote(profile.torch_spec)}",
             f"{python_bin} -c 'import torch; print(\"torch==\" + torch.__version__)' > {pin}",
             # the build requirements, never replacing the torch just installed
+            f"test -f {requirements} || {{ echo 'vllm_build_requirements: {data['vllm_build_requirements']} is not "
+            f"in {profile.vllm_git_url} at {profile.vllm_git_commit}' >&2; exit 1; }}",
             f"sed -E '/^torch([=<>~! ]|$)/d' {requirements} > {work}/build-requirements.txt",
             f"{python_bin} -m pip install --constraint={pin} {' '.join(requirement_args)} -r {work}/build-requirements.txt",
         ],
