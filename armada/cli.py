@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("group")
     p.add_argument("--bake-secret", action="append", default=[], metavar="KEY=ENVVAR",
                    help="put the value of ENVVAR into the user-data as the file KEY names (vllm_api_key_file, "
-                   "model_hub_token_file): in clear, with a warning; prefer your cloud's secret delivery")
+                   "model_hub_token_file, nats_password_file, etcd_password_file): in clear, with a warning; prefer your cloud's secret delivery")
     p.set_defaults(func=cmd_cloud_init)
 
     p = sub.add_parser("path", help="where this armada's shipped file is (e.g. deploys/llm.py)")

@@ -27,13 +27,13 @@ from typing import Any
 import yaml
 
 from armada.paths import shared
-from armada.schema import DataError, validate_host_data, with_defaults
+from armada.schema import SECRET_FILE_KEYS, DataError, validate_host_data, with_defaults
 
 CONF = "/etc/armada/bootstrap"
 SCRIPT = "/usr/local/sbin/armada-bootstrap"
 UNIT = "/etc/systemd/system/armada-bootstrap.service"
 CA_DIR = "/usr/local/share/ca-certificates/armada"
-SECRET_KEYS = ("vllm_api_key_file", "model_hub_token_file")
+SECRET_KEYS = SECRET_FILE_KEYS
 # folders on the instance itself: they cannot be checked on this machine
 INSTANCE_PATH_KEYS = ("model_path", "vllm_wheelhouse")
 # set by the bootstrap, not by data

@@ -127,6 +127,22 @@ def check_disks(host, data: dict) -> None:
                               "nothing was changed on any host")
 
 
+def check_secrets(host, data: dict) -> None:
+    """Every secret file the host's data names exists on the host and holds one usable secret."""
+    from armada.facts import SecretFile
+    from armada.schema import SECRET_FILE_KEYS
+
+    errors = []
+    for key in SECRET_FILE_KEYS:
+        if data[key]:
+            problem = host.get_fact(SecretFile, path=data[key])
+            if problem:
+                errors.append(DataError(host.name, key, data[key], problem))
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise ArmadaDataError(f"{len(errors)} unusable secret file(s); nothing was changed on any host:\n{lines}")
+
+
 def prepare(host, inventory) -> Profile:
     check_inventory(inventory)
     profile = host_profile(host)
@@ -136,6 +152,7 @@ def prepare(host, inventory) -> Profile:
     if data["armada_check_urls"]:
         check_urls(host, data, profile)
     check_disks(host, data)
+    check_secrets(host, data)
     for name, reason in profile.reasons.items():
         logger.info(f"{host.print_prefix}{name} = {getattr(profile, name, None)!r}: {reason}")
     return profile
@@ -160,6 +177,7 @@ def run_health_checks(host, inventory, profile: Profile) -> None:
             host,
             f"nats://{client_address(cp['nats_listen'], control_plane)}:{cp['nats_port']}",
             f"http://{client_address(cp['etcd_listen'], control_plane)}:{cp['etcd_client_port']}",
+            data,
         )
     if "vllm_service" in roles:
         from roles.model import model_name

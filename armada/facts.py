@@ -228,3 +228,26 @@ class DiskSpace(FactBase):
 
     def process(self, output):
         return parsers.parse_disk_space("\n".join(output))
+
+
+class SecretFile(FactBase):
+    """Whether a secret file on the host is usable: a problem sentence or None
+    (see parsers.secret_file_problem). The secret itself never leaves the host."""
+
+    def command(self, path: str):
+        return parsers.secret_file_command(path)
+
+    def process(self, output):
+        return parsers.secret_file_problem("\n".join(output))
+
+
+class EtcdAuth(FactBase):
+    """Whether the etcd at ``endpoint`` (from the host itself) has auth
+    enabled: 'enabled', 'disabled' or 'unreachable' (see parsers.etcd_auth_state)."""
+
+    def command(self, endpoint: str):
+        url = shlex.quote(endpoint.rstrip("/") + "/v3/kv/range")
+        return f"curl -sS --max-time 10 --noproxy '*' -X POST -d '{{\"key\":\"YQ==\"}}' {url} 2>&1; true"
+
+    def process(self, output):
+        return parsers.etcd_auth_state("\n".join(output))

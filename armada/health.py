@@ -69,7 +69,33 @@ def nats_checks(host, data: dict) -> list[Check]:
     enabled = ok and isinstance(jsz, dict) and not jsz.get("disabled") and "config" in jsz
     seen = f"store_dir={jsz['config'].get('store_dir')}" if enabled else str(jsz)[:200]
     checks.append(Check(host.name, "nats JetStream enabled", enabled, seen))
+    if data["nats_password_file"]:
+        address = "127.0.0.1" if data["nats_listen"] in ("0.0.0.0", "::") else data["nats_listen"]
+        reply = _nats_connect(host, address, data["nats_port"])
+        checks.append(Check(host.name, "nats refuses a client without the password",
+                            "Authorization Violation" in reply, reply[-120:]))
+        reply = _nats_connect(host, address, data["nats_port"], data["nats_user"], data["nats_password_file"])
+        checks.append(Check(host.name, f"nats accepts {data['nats_user']} with its password",
+                            reply.endswith("PONG"), reply[-120:]))
     return checks
+
+
+def _nats_connect(host, address: str, port: int, user: str | None = None, password_file: str | None = None) -> str:
+    """The server's INFO banner, then its reply to CONNECT (with ``user`` and the
+    password read from ``password_file`` on the host, by shell builtins only)
+    and PING: 'PONG' when let in. Returns the lines joined by ' | '."""
+    credentials = ""
+    if user:
+        credentials = f',"user":"{user}","pass":"%s"'
+    connect = "printf 'CONNECT {\"verbose\":false,\"pedantic\":false" + credentials + "}\\r\\nPING\\r\\n'"
+    if user:
+        connect += f' "$(cat {shlex.quote(password_file)})"'
+    script = (
+        f"exec 3<>/dev/tcp/{address}/{port} || exit 1; read -r -t 10 info <&3; echo \"${{info:0:60}}\"; "
+        f"{connect} >&3; read -r -t 10 reply <&3; echo \"${{reply%$'\\r'}}\""
+    )
+    _, seen = _shell(host, f"timeout 20 bash -c {shlex.quote(script)}")
+    return " | ".join(line.strip() for line in seen.splitlines() if line.strip())
 
 
 def etcd_checks(host, data: dict) -> list[Check]:
@@ -77,18 +103,50 @@ def etcd_checks(host, data: dict) -> list[Check]:
     ok, health = _http_json(host, f"http://127.0.0.1:{data['etcd_client_port']}/health", retries=30)
     checks.append(Check(host.name, "etcd endpoint health", ok and isinstance(health, dict)
                         and health.get("health") == "true", json.dumps(health) if isinstance(health, dict) else health))
+    if data["etcd_password_file"]:
+        url = f"http://127.0.0.1:{data['etcd_client_port']}"
+        ok, seen = _etcd_read(host, url)
+        checks.append(Check(host.name, "etcd refuses a request without credentials", "user name is empty" in seen,
+                            seen[-120:]))
+        ok, seen = _etcd_read(host, url, data["etcd_password_file"])
+        checks.append(Check(host.name, "etcd root authenticates and reads", ok, seen[-120:]))
     return checks
 
 
-def control_plane_checks(host, nats_url: str, etcd_url: str) -> list[Check]:
-    """This host reaches its control plane's nats and etcd, as a Dynamo worker would."""
+def _etcd_read(host, url: str, password_file: str | None = None) -> tuple[bool, str]:
+    """A v3 range read at ``url``: anonymous, or as root with the password in
+    ``password_file`` (sent through curl's stdin; the token it gets never
+    leaves the host). ``(read ok, what etcd said)``."""
+    curl = "curl -sS --max-time 20 --noproxy '*' -X POST"
+    read = f"{curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(url + '/v3/kv/range')}"
+    if password_file:
+        login = (f"printf '{{\"name\":\"root\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\" "
+                 f"| {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}")
+        script = (f"t=$({login} | sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p'); "
+                  "[ -n \"$t\" ] || { echo 'authentication refused'; exit 1; }; "
+                  f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-")
+    else:
+        script = read
+    ok, seen = _shell(host, f"bash -c {shlex.quote(script)}")
+    return ok and '"header"' in seen and "error" not in seen, seen
+
+
+def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict) -> list[Check]:
+    """This host reaches its control plane's nats and etcd, as a Dynamo worker
+    would: with the credentials its data names when the control plane asks for them."""
     ok, health = _http_json(host, f"{etcd_url}/health", retries=10)
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok and isinstance(health, dict)
                     and health.get("health") == "true", json.dumps(health) if isinstance(health, dict) else health)]
+    if data["etcd_password_file"]:
+        ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"])
+        checks.append(Check(host.name, f"authenticates to etcd {etcd_url}", ok, seen[-120:]))
     address, port = nats_url.removeprefix("nats://").rsplit(":", 1)
-    probe = f"exec 3<>/dev/tcp/{address}/{port} && head -c 120 <&3"
-    ok, seen = _shell(host, f"timeout 10 bash -c {shlex.quote(probe)}")
-    checks.append(Check(host.name, f"reaches nats {nats_url}", ok and seen.startswith("INFO "), seen[:120]))
+    if data["nats_password_file"]:
+        seen = _nats_connect(host, address, int(port), data["nats_user"], data["nats_password_file"])
+        checks.append(Check(host.name, f"authenticates to nats {nats_url}", seen.endswith("PONG"), seen[-120:]))
+    else:
+        seen = _nats_connect(host, address, int(port))
+        checks.append(Check(host.name, f"reaches nats {nats_url}", seen.startswith("INFO "), seen[:120]))
     return checks
 
 

@@ -94,11 +94,23 @@ def validate_inventory(inventory: Inventory) -> list[DataError]:
                 "host keys unchecked: anyone on the path can impersonate the host; use 'yes' with known_hosts, "
                 "or pyinfra's default 'accept-new', or set armada_allow_unverified_ssh: true (throwaway labs only)",
             ))
+        if not host_errors and control_plane and control_plane in names and control_plane != host.name:
+            host_errors.extend(_credential_gaps(host.name, data, control_plane, host_data(inventory.get_host(control_plane))))
         group = data.get("etcd_cluster_group")
         if not host_errors and group and not inventory.groups.get(group):
             host_errors.append(DataError(host.name, "etcd_cluster_group", group, "no such group in the inventory"))
         errors.extend(host_errors)
     return errors
+
+
+def _credential_gaps(name: str, data: Mapping[str, Any], cp_name: str, cp: Mapping[str, Any]) -> list[DataError]:
+    """A host using a control plane whose nats or etcd needs a password must have that password too."""
+    gaps = []
+    for key, service in (("nats_password_file", "nats"), ("etcd_password_file", "etcd")):
+        if cp.get(key) and not data.get(key):
+            gaps.append(DataError(name, key, None, f"{cp_name}'s {service} requires a password: set {key} to "
+                                  "the path of that password's file on this host"))
+    return gaps
 
 
 def model_bytes(data: Mapping[str, Any]) -> int | None:

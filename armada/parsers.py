@@ -848,3 +848,73 @@ def disk_problem(space: DiskSpace | None, path: str, needed: int | None) -> str 
         return (f"{space.available_bytes // 1024} KiB free at {space.existing}, "
                 f"{needed // 1024} KiB needed ({path})")
     return None
+
+
+# --- secret files (a file ON THE HOST holding a password, a token or a key) ---
+
+# Characters a secret may hold: what `openssl rand -hex|-base64` and token
+# generators produce. Anything else (quotes, spaces, backslashes) would have
+# to be escaped on its way into JSON bodies and nats' config variable.
+SECRET_CHARS = "A-Za-z0-9._~+/=:@-"
+
+
+def secret_file_command(path: str) -> str:
+    """Shell that says what a secret file is like, never what it holds."""
+    import shlex
+
+    f = shlex.quote(path)
+    return (
+        f"if [ ! -e {f} ]; then echo missing; elif [ ! -f {f} ]; then echo not-a-file; "
+        f"elif [ ! -r {f} ]; then echo unreadable; elif [ ! -s {f} ]; then echo empty; "
+        f"elif [ \"$(grep -c '' {f})\" -gt 1 ]; then echo multiline; "
+        f"elif LC_ALL=C grep -q '[^{SECRET_CHARS}]' {f}; then echo unsafe; else echo ok; fi"
+    )
+
+
+_SECRET_PROBLEMS = {
+    "missing": "no such file on the host (write it with your secret delivery before the run)",
+    "not-a-file": "not a regular file on the host",
+    "unreadable": "the deploy user cannot read it on the host",
+    "empty": "the file on the host is empty",
+    "multiline": "the file on the host holds more than one line (one secret, one line)",
+    "unsafe": f"the secret holds characters other than {SECRET_CHARS} (e.g. use `openssl rand -hex 32`)",
+}
+
+
+def secret_file_problem(output: str) -> str | None:
+    """The problem :func:`secret_file_command` reported, or None when the file is usable."""
+    word = output.strip().splitlines()[-1].strip() if output.strip() else ""
+    if word == "ok":
+        return None
+    return _SECRET_PROBLEMS.get(word, f"could not inspect the file: {output.strip()[-200:]!r}")
+
+
+def etcd_auth_state(output: str) -> str:
+    """etcd's answer to an unauthenticated v3 range request -> 'enabled', 'disabled' or 'unreachable'."""
+    if "user name is empty" in output or "invalid auth token" in output or "permission denied" in output:
+        return "enabled"
+    if '"header"' in output:
+        return "disabled"
+    return "unreachable"
+
+
+def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root") -> str:
+    """bash that creates etcd's root user with the password in ``password_file``
+    (read on the host, sent in the request body through curl's stdin: never on
+    a command line), grants it the root role and enables auth. Idempotent:
+    an existing user is kept. Exit 0 only when auth ends up enabled."""
+    import shlex
+
+    base = endpoint.rstrip("/")
+    curl = "curl -sS --max-time 20 --noproxy '*' -X POST"
+    return "\n".join([
+        f"for i in $(seq 60); do curl -sf --noproxy '*' {shlex.quote(base + '/health')} >/dev/null && break; sleep 1; done",
+        f"state=$({curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(base + '/v3/kv/range')})",
+        'case "$state" in *"user name is empty"*) echo "etcd auth already enabled"; exit 0;; esac',
+        f"pw=$(cat {shlex.quote(password_file)})",
+        # printf is a shell builtin: the password is in no process's argv
+        f"printf '{{\"name\":\"{user}\",\"password\":\"%s\"}}' \"$pw\" | {curl} -d @- {shlex.quote(base + '/v3/auth/user/add')}; echo",
+        f"{curl} -d '{{\"user\":\"{user}\",\"role\":\"root\"}}' {shlex.quote(base + '/v3/auth/user/grant')}; echo",
+        f"out=$({curl} -d '{{}}' {shlex.quote(base + '/v3/auth/enable')}); echo \"$out\"",
+        'case "$out" in *error*) exit 1;; esac',
+    ])

@@ -31,6 +31,11 @@ ROLE_MODULES = (
     "roles.model.defaults",
 )
 
+# Keys naming a secret: a file ON THE HOST (its value never passes through
+# armada); made 0600 for the service user by the base role, checked before
+# any change.
+SECRET_FILE_KEYS = ("vllm_api_key_file", "model_hub_token_file", "nats_password_file", "etcd_password_file")
+
 # Keys that belong to pyinfra itself (connectors, global operation arguments).
 PYINFRA_KEY_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "chroot_", "local_", "terraform_", "_")
 
@@ -132,6 +137,13 @@ def url_or_dir(value: str) -> str | None:
 
 def absolute_path(value: str) -> str | None:
     return None if value.startswith("/") else "must be an absolute path on the host"
+
+
+def secret_path(value: str) -> str | None:
+    """A secret file's path: absolute, and plain enough to sit unquoted in unit files and scripts."""
+    if not value.startswith("/"):
+        return "must be an absolute path on the host"
+    return None if re.fullmatch(r"[A-Za-z0-9._/@+-]+", value) else "may hold only letters, digits and . _ / @ + -"
 
 
 def identifier(value: str) -> str | None:

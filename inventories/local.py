@@ -28,6 +28,9 @@ control_plane = (
         "etcd_listen": "0.0.0.0",
         "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",  # http://10.213.0.1:8888
         "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
+        # nats and etcd ask clients for passwords: files the lab wrote on each host
+        "nats_password_file": _lab.host_secret_path("nats-password"),  # /etc/armada-secrets/nats-password
+        "etcd_password_file": _lab.host_secret_path("etcd-password"),
         # end armada data
     },
 )
@@ -50,6 +53,9 @@ serving = (
         # transformers' imports beside torch+cpu; a text model needs none of them
         "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
         "vllm_kvcache_space_gib": 1,
+        # the control plane's nats and etcd passwords, as files on this host
+        "nats_password_file": _lab.host_secret_path("nats-password"),
+        "etcd_password_file": _lab.host_secret_path("etcd-password"),
         "vllm_max_model_len": 256,
         "model_path": _assets.model_path(),  # made by `armada lab up`, no hub download
         "model_name": _assets.MODEL_NAME,

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -68,9 +69,32 @@ def test_first_run_ends_with_every_health_check_green(first_run):
         assert entry["ok"], (host, [c for c in entry["checks"] if not c["ok"]])
     checks = {c["check"] for c in report[SERVE.name]["checks"]}
     assert {"vLLM chat completion generates", "tcmalloc mapped in vLLM", "venv torch is the profile's build"} <= checks
-    assert any(c.startswith("reaches etcd") for c in checks) and any(c.startswith("reaches nats") for c in checks)
-    assert {"nats JetStream enabled", "etcd endpoint health"} <= {c["check"] for c in report[CP.name]["checks"]}
+    # the control plane asks for passwords (the lab's data): the serving host logs in to both
+    assert any(c.startswith("authenticates to etcd") for c in checks), checks
+    assert any(c.startswith("authenticates to nats") for c in checks), checks
+    assert {"nats JetStream enabled", "etcd endpoint health", "nats refuses a client without the password",
+            "etcd refuses a request without credentials"} <= {c["check"] for c in report[CP.name]["checks"]}
     assert "--> Health of armada-serve" in output
+
+
+SECRETS = {name: lab.lab_secret(name) for name in lab.LAB_SECRETS}
+
+
+def test_secrets_stay_out_of_output_configs_journals_and_argv(first_run, testinfra_host):
+    _, output = first_run
+    for name, value in SECRETS.items():
+        assert value not in output, name
+    for lab_host in (CP, SERVE, SERVE2):
+        host = testinfra_host(lab_host)
+        for name, value in SECRETS.items():
+            secret = host.file(lab.host_secret_path(name))
+            # 0600 for the service user alone (the base role's doing; the lab wrote them root-owned)
+            assert (secret.mode, secret.user, secret.group) == (0o600, "armada", "armada"), (lab_host.name, name)
+            assert value not in host.check_output("journalctl --no-pager -o cat -b"), (lab_host.name, name)
+            assert value not in host.check_output("ps -eo args"), (lab_host.name, name)
+            assert value not in host.check_output("cat /etc/armada/*.env /etc/armada/*.conf 2>/dev/null || true")
+    cp = testinfra_host(CP)
+    assert cp.file("/etc/armada/nats.conf").contains("password: \\$ARMADA_NATS_PASSWORD")
 
 
 def test_second_run_changes_nothing(first_run, tmp_path):
@@ -100,16 +124,39 @@ def test_testinfra_serving_node(first_run, testinfra_host, lab_host):
     assert serve.package("libnuma-dev").is_installed and serve.package("python3-venv").is_installed
 
 
-def test_real_requests_from_outside(first_run):
-    # nats: the server's INFO line on the client port
+def nats_connect(password=None) -> bytes:
+    """nats' reply to CONNECT (+ PING) from this machine, as user armada with ``password``."""
     with socket.create_connection((CP.address, 4222), timeout=10) as conn:
-        assert conn.recv(200).startswith(b"INFO ")
-    # etcd: a put and a get through the v3 JSON gateway
+        info = conn.recv(4096)
+        assert info.startswith(b"INFO ") and json.loads(info[5:].split(b"\r\n")[0])["auth_required"] is True
+        credentials = {"user": "armada", "pass": password} if password else {}
+        conn.sendall(b"CONNECT " + json.dumps({"verbose": False, **credentials}).encode() + b"\r\nPING\r\n")
+        return conn.recv(200)
+
+
+def etcd(path, body, password=SECRETS["etcd-password"]):
+    """A v3 JSON gateway call to the control plane's etcd, as root (or anonymous when password is None)."""
+    def post(path, body, headers):
+        request = urllib.request.Request(f"http://{CP.address}:2379{path}", data=json.dumps(body).encode(),
+                                         headers=headers, method="POST")
+        return json.load(urllib.request.urlopen(request, timeout=10))
+    headers = {}
+    if password:
+        headers["Authorization"] = post("/v3/auth/authenticate", {"name": "root", "password": password}, {})["token"]
+    return post(path, body, headers)
+
+
+def test_real_requests_from_outside(first_run):
+    # nats: a client with the password gets in, one without is refused
+    assert nats_connect(SECRETS["nats-password"]).startswith(b"PONG")
+    assert b"Authorization Violation" in nats_connect()
+    assert b"Authorization Violation" in nats_connect("wrong")
+    # etcd: anonymous requests refused; root's put and get through the v3 JSON gateway
     key, value = base64.b64encode(b"armada-test").decode(), base64.b64encode(b"hello").decode()
-    post = lambda path, body: json.load(urllib.request.urlopen(urllib.request.Request(  # noqa: E731
-        f"http://{CP.address}:2379{path}", data=json.dumps(body).encode(), method="POST"), timeout=10))
-    post("/v3/kv/put", {"key": key, "value": value})
-    assert post("/v3/kv/range", {"key": key})["kvs"][0]["value"] == value
+    with pytest.raises(urllib.error.HTTPError):
+        etcd("/v3/kv/range", {"key": key}, password=None)
+    etcd("/v3/kv/put", {"key": key, "value": value})
+    assert etcd("/v3/kv/range", {"key": key})["kvs"][0]["value"] == value
     # vLLM: a real completion
     body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
     request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
@@ -175,7 +222,6 @@ def test_upgrade_to_another_release_then_a_broken_one_rolls_back(first_run, test
     # nothing lost: model cache, etcd data (the key written earlier), JetStream store
     assert serve.file(f"/var/lib/armada/models/{MODEL_NAME}/model.safetensors").exists
     key = base64.b64encode(b"armada-test").decode()
-    reply = json.load(urllib.request.urlopen(urllib.request.Request(
-        f"http://{CP.address}:2379/v3/kv/range", data=json.dumps({"key": key}).encode(), method="POST"), timeout=10))
+    reply = etcd("/v3/kv/range", {"key": key})
     assert reply["kvs"][0]["value"] == base64.b64encode(b"hello").decode()
     assert cp.file("/var/lib/armada/nats/jetstream").is_directory

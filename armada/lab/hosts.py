@@ -469,8 +469,37 @@ def prepare_rootfs(host: LabHost) -> None:
         os.symlink("/dev/null", link)
     if host.emulated:
         _drop_credentials(root)
+    os.makedirs(f"{root}{HOST_SECRETS_DIR}", mode=0o700, exist_ok=True)
+    for name in LAB_SECRETS:
+        _write(f"{root}{host_secret_path(name)}", lab_secret(name) + "\n", 0o600)
     # machine-id: empty -> nspawn hands the container a fresh transient one per boot
     _write(f"{root}/etc/machine-id", "")
+
+
+# Secrets the lab's hosts hold, as a cloud's secret delivery would leave them:
+# one value per lab (made once, kept in the lab dir, 0600), written into every
+# host's root filesystem as root-only files at HOST_SECRETS_DIR/<name>.
+LAB_SECRETS = ("nats-password", "etcd-password")
+HOST_SECRETS_DIR = "/etc/armada-secrets"
+
+
+def lab_secret(name: str) -> str:
+    """The lab's value of a secret (tests grep output and journals for it)."""
+    import secrets
+
+    folder = os.path.join(lab_dir(), "secrets")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(24) + "\n")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+def host_secret_path(name: str) -> str:
+    return f"{HOST_SECRETS_DIR}/{name}"
 
 
 def _drop_credentials(root: str) -> None:

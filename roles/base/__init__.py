@@ -15,6 +15,7 @@ from pyinfra.operations.util import any_changed
 
 from armada.profile import Profile
 from armada.role_support import template_path, role_data
+from armada.schema import SECRET_FILE_KEYS
 
 CA_DIR = "/usr/local/share/ca-certificates/armada"
 
@@ -87,5 +88,10 @@ def apply(profile: Profile):
         shell="/usr/sbin/nologin",
         create_home=False,
     )
+    # secret files (written by the operator's secret delivery, checked before
+    # the run): readable by the service user alone
+    for key in SECRET_FILE_KEYS:
+        if data[key]:
+            files.file(name=f"secret {key}: 0600 {user}", path=data[key], user=user, group=user, mode="600")
     files.directory(name="install root", path=data["armada_root"], mode="755")
     files.directory(name="data root", path=data["armada_data_dir"], user=user, group=user, mode="750")

@@ -2,11 +2,14 @@
 cluster formed from an inventory group (``etcd_cluster_group``)."""
 
 import re
+import shlex
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files
+from pyinfra.operations import apt, files, server
 
+from armada.facts import EtcdAuth
+from armada.parsers import etcd_enable_auth_script
 from armada.profile import Profile
 from armada.role_support import host_address, managed_service, mask_distro_unit, role_data, template_path
 
@@ -76,3 +79,11 @@ def apply(profile: Profile):
         data_dir=data["etcd_data_dir"],
     )
     managed_service(UNIT, unit, [env], watched=[env_file])
+
+    if data["etcd_password_file"]:
+        endpoint = f"http://127.0.0.1:{data['etcd_client_port']}"
+        if host.get_fact(EtcdAuth, endpoint=endpoint) != "enabled":
+            server.shell(
+                name="etcd auth: root user from etcd_password_file, auth enabled",
+                commands=[f"bash -c {shlex.quote(etcd_enable_auth_script(endpoint, data['etcd_password_file']))}"],
+            )

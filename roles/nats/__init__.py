@@ -55,6 +55,8 @@ def apply(profile: Profile):
         port=data["nats_port"],
         monitor_port=data["nats_monitor_port"],
         store_dir=data["nats_store_dir"],
+        password_file=data["nats_password_file"],
+        nats_user=data["nats_user"],
     )
     unit = files.template(
         name="nats unit",
@@ -65,5 +67,6 @@ def apply(profile: Profile):
         binary=binary,
         config=config,
         store_dir=data["nats_store_dir"],
+        password_file=data["nats_password_file"],
     )
     managed_service(UNIT, unit, [conf], watched=[config])

@@ -1,6 +1,6 @@
 """Data keys of the nats role."""
 
-from armada.schema import Key, absolute_path, port, url
+from armada.schema import Key, absolute_path, port, url, secret_path
 
 
 def _sha256(value):
@@ -18,5 +18,10 @@ KEYS = (
     Key("nats_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
     Key("nats_port", int, 4222, "Client port", check=port),
     Key("nats_monitor_port", int, 8222, "HTTP monitoring port (/healthz, /jsz), bound to loopback", check=port),
+    Key("nats_user", str, "armada", "Client user name when nats_password_file is set"),
+    Key("nats_password_file", str, None, "File ON THE HOST holding the nats client password (set it on the nats "
+        "host and on every host using it): clients must then authenticate as nats_user; armada makes it 0600, "
+        "owned by the service user; read by nats-server at start, never in a config, a command line or a log",
+        nullable=True, check=secret_path),
     Key("nats_store_dir", str, "/var/lib/armada/nats", "JetStream store on persistent disk", check=absolute_path),
 )

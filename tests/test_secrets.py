@@ -1,0 +1,114 @@
+"""Secrets: files ON THE HOST, checked before the run, never in configs or
+command lines. The real shell probe runs here on real files; etcd's answers
+are real captures (tests/fixtures/etcd-auth); nats and etcd logging in with
+them is shown on the lab (tests/test_lab_deploy.py)."""
+
+import subprocess
+import textwrap
+
+import jinja2
+import pytest
+
+from armada.inventory import load_inventory, validate_inventory
+from armada.parsers import etcd_auth_state, etcd_enable_auth_script, secret_file_command, secret_file_problem
+from armada.schema import SECRET_FILE_KEYS, all_keys
+from conftest import fixture_text
+
+SECRET = "3f9c1a0b7e4d2c8a9b6f0e1d2c3b4a59"
+
+
+def probe(path) -> str | None:
+    result = subprocess.run(["sh", "-c", secret_file_command(str(path))], capture_output=True, text=True)
+    assert SECRET not in result.stdout + result.stderr  # the probe says what the file is like, never what it holds
+    return secret_file_problem(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (SECRET + "\n", None),
+        (SECRET, None),
+        ("", "empty"),
+        (SECRET + "\n" + SECRET + "\n", "more than one line"),
+        ('pa"ss word\n', "characters other than"),
+    ],
+)
+def test_secret_file_probe_on_real_files(tmp_path, content, problem):
+    path = tmp_path / "secret"
+    path.write_text(content)
+    path.chmod(0o600)
+    found = probe(path)
+    assert (found is None) if problem is None else (problem in found), found
+
+
+def test_secret_file_probe_missing_and_folder(tmp_path):
+    assert "no such file" in probe(tmp_path / "absent")
+    assert "not a regular file" in probe(tmp_path)
+
+
+def test_every_secret_key_is_a_host_path_with_plain_characters():
+    keys = all_keys()
+    for name in SECRET_FILE_KEYS:
+        key = keys[name]
+        assert key.default is None and "ON THE HOST" in key.doc
+        assert key.validate("h", "/etc/armada-secrets/x") is None
+        assert "letters, digits" in str(key.validate("h", "/etc/my secret"))
+        assert "absolute" in str(key.validate("h", "secrets/x"))
+
+
+def test_a_client_of_a_password_protected_control_plane_needs_the_password(tmp_path):
+    path = tmp_path / "inv.py"
+    path.write_text(textwrap.dedent("""
+        cp = (["cp"], {"armada_roles": ["base", "nats", "etcd"], "nats_password_file": "/s/nats",
+                       "etcd_password_file": "/s/etcd", "nats_listen": "0.0.0.0", "etcd_listen": "0.0.0.0"})
+        serving = (["s1"], {"armada_control_plane": "cp", "model_id": "org/m", "nats_password_file": "/s/nats"})
+    """))
+    errors = validate_inventory(load_inventory(str(path)))
+    assert [(e.host, e.key, e.value) for e in errors] == [("s1", "etcd_password_file", None)], [str(e) for e in errors]
+    assert "cp's etcd requires a password" in str(errors[0])
+
+
+def test_etcd_auth_state_from_real_answers():
+    assert etcd_auth_state(fixture_text("etcd-auth", "range-auth-disabled.txt")) == "disabled"
+    assert etcd_auth_state(fixture_text("etcd-auth", "range-auth-enabled.txt")) == "enabled"
+    assert etcd_auth_state(fixture_text("etcd-auth", "range-down.txt")) == "unreachable"
+
+
+def test_etcd_auth_script_reads_the_password_on_the_host_and_sends_it_on_stdin():
+    script = etcd_enable_auth_script("http://127.0.0.1:2379", "/etc/armada-secrets/etcd-password")
+    assert 'pw=$(cat /etc/armada-secrets/etcd-password)' in script
+    add = next(line for line in script.splitlines() if "/v3/auth/user/add" in line)
+    assert add.startswith("printf ") and "-d @-" in add  # builtin printf into curl's stdin: no argv holds it
+    assert "already enabled" in script and script.rstrip().endswith("esac")
+    # bash accepts it
+    subprocess.run(["bash", "-n", "-c", script], check=True)
+
+
+def render(template, **values):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader("."), undefined=jinja2.StrictUndefined)
+    return env.get_template(template).render(**values)
+
+
+def test_nats_reads_its_password_from_the_file_at_start():
+    conf = render("roles/nats/templates/nats.conf.j2", server_name="a", listen="0.0.0.0", port=4222,
+                  monitor_port=8222, store_dir="/s", password_file="/etc/armada-secrets/nats", nats_user="armada")
+    assert 'user: "armada"' in conf and "password: $ARMADA_NATS_PASSWORD" in conf
+    unit = render("roles/nats/templates/armada-nats.service.j2", service_user="armada", binary="/usr/sbin/nats-server",
+                  config="/etc/armada/nats.conf", store_dir="/s", password_file="/etc/armada-secrets/nats")
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert "ARMADA_NATS_PASSWORD=$(cat /etc/armada-secrets/nats)" in exec_start
+    assert exec_start.endswith("exec /usr/sbin/nats-server -c /etc/armada/nats.conf'")
+    # the shell line systemd runs is valid sh
+    command = exec_start.removeprefix("ExecStart=/bin/sh -c ").strip("'")
+    subprocess.run(["sh", "-n", "-c", command], check=True)
+    plain = render("roles/nats/templates/armada-nats.service.j2", service_user="armada", binary="/usr/sbin/nats-server",
+                   config="/c", store_dir="/s", password_file=None)
+    assert "ExecStart=/usr/sbin/nats-server -c /c" in plain and "authorization" not in render(
+        "roles/nats/templates/nats.conf.j2", server_name="a", listen="x", port=1, monitor_port=2, store_dir="/s",
+        password_file=None)
+
+
+def test_cloud_init_can_bake_every_secret_key():
+    from armada.cloudinit import SECRET_KEYS
+
+    assert set(SECRET_KEYS) == set(SECRET_FILE_KEYS)
