@@ -135,7 +135,7 @@ def check_secrets(host, data: dict) -> None:
     errors = []
     for key in SECRET_FILE_KEYS:
         if data[key]:
-            problem = host.get_fact(SecretFile, path=data[key])
+            problem = host.get_fact(SecretFile, path=data[key], service_user=data["armada_user"])
             if problem:
                 errors.append(DataError(host.name, key, data[key], problem))
     if errors:

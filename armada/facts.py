@@ -234,8 +234,8 @@ class SecretFile(FactBase):
     """Whether a secret file on the host is usable: a problem sentence or None
     (see parsers.secret_file_problem). The secret itself never leaves the host."""
 
-    def command(self, path: str):
-        return parsers.secret_file_command(path)
+    def command(self, path: str, service_user: str = "armada"):
+        return parsers.secret_file_command(path, service_user)
 
     def process(self, output):
         return parsers.secret_file_problem("\n".join(output))

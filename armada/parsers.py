@@ -858,16 +858,23 @@ def disk_problem(space: DiskSpace | None, path: str, needed: int | None) -> str 
 SECRET_CHARS = "A-Za-z0-9._~+/=:@-"
 
 
-def secret_file_command(path: str) -> str:
-    """Shell that says what a secret file is like, never what it holds."""
+def secret_file_command(path: str, service_user: str = "armada") -> str:
+    """Shell that says what a secret file is like, never what it holds. The
+    service user reads it (armada hands the file over): every folder above it
+    must let that user through (searchable by others, or the user's own)."""
     import shlex
 
-    f = shlex.quote(path)
+    f, user = shlex.quote(path), shlex.quote(service_user)
+    folders = (
+        f"d=$(dirname {f}); while :; do m=$(stat -c %a \"$d\"); o=$(stat -c %U \"$d\"); "
+        f"case $m in *[1357]) ;; *) [ \"$o\" = {user} ] || {{ echo \"closed-folder $d $m\"; exit 0; }};; esac; "
+        "[ \"$d\" = / ] && break; d=$(dirname \"$d\"); done; "
+    )
     return (
         f"if [ ! -e {f} ]; then echo missing; elif [ ! -f {f} ]; then echo not-a-file; "
         f"elif [ ! -r {f} ]; then echo unreadable; elif [ ! -s {f} ]; then echo empty; "
         f"elif [ \"$(grep -c '' {f})\" -gt 1 ]; then echo multiline; "
-        f"elif LC_ALL=C grep -q '[^{SECRET_CHARS}]' {f}; then echo unsafe; else echo ok; fi"
+        f"elif LC_ALL=C grep -q '[^{SECRET_CHARS}]' {f}; then echo unsafe; else {folders}echo ok; fi"
     )
 
 
@@ -886,6 +893,10 @@ def secret_file_problem(output: str) -> str | None:
     word = output.strip().splitlines()[-1].strip() if output.strip() else ""
     if word == "ok":
         return None
+    if word.startswith("closed-folder "):
+        _, folder, mode = word.split(" ", 2)
+        return (f"the folder {folder} (mode {mode}) does not let the service user through to the file: "
+                "make it searchable (chmod o+x, e.g. 0711)")
     return _SECRET_PROBLEMS.get(word, f"could not inspect the file: {output.strip()[-200:]!r}")
 
 

@@ -3,7 +3,11 @@ command lines. The real shell probe runs here on real files; etcd's answers
 are real captures (tests/fixtures/etcd-auth); nats and etcd logging in with
 them is shown on the lab (tests/test_lab_deploy.py)."""
 
+import os
+import pathlib
+import shutil
 import subprocess
+import tempfile
 import textwrap
 
 import jinja2
@@ -15,10 +19,20 @@ from armada.schema import SECRET_FILE_KEYS, all_keys
 from conftest import fixture_text
 
 SECRET = "3f9c1a0b7e4d2c8a9b6f0e1d2c3b4a59"
+NOBODY = "armada-test-nobody"  # a service user that owns none of the folders
+
+
+@pytest.fixture
+def open_dir():
+    """A folder every user may pass (pytest's own tmp folders are 0700)."""
+    folder = tempfile.mkdtemp(prefix="armada-secret-")
+    os.chmod(folder, 0o755)
+    yield pathlib.Path(folder)
+    shutil.rmtree(folder)
 
 
 def probe(path) -> str | None:
-    result = subprocess.run(["sh", "-c", secret_file_command(str(path))], capture_output=True, text=True)
+    result = subprocess.run(["sh", "-c", secret_file_command(str(path), NOBODY)], capture_output=True, text=True)
     assert SECRET not in result.stdout + result.stderr  # the probe says what the file is like, never what it holds
     return secret_file_problem(result.stdout)
 
@@ -33,12 +47,23 @@ def probe(path) -> str | None:
         ('pa"ss word\n', "characters other than"),
     ],
 )
-def test_secret_file_probe_on_real_files(tmp_path, content, problem):
-    path = tmp_path / "secret"
+def test_secret_file_probe_on_real_files(open_dir, content, problem):
+    path = open_dir / "secret"
     path.write_text(content)
     path.chmod(0o600)
     found = probe(path)
     assert (found is None) if problem is None else (problem in found), found
+
+
+def test_secret_file_probe_names_a_folder_the_service_user_cannot_pass(open_dir):
+    closed = open_dir / "closed"
+    closed.mkdir()
+    (closed / "secret").write_text(SECRET)
+    closed.chmod(0o700)
+    found = probe(closed / "secret")
+    assert f"the folder {closed} (mode 700)" in found and "o+x" in found, found
+    closed.chmod(0o711)
+    assert probe(closed / "secret") is None
 
 
 def test_secret_file_probe_missing_and_folder(tmp_path):

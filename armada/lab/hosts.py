@@ -469,7 +469,9 @@ def prepare_rootfs(host: LabHost) -> None:
         os.symlink("/dev/null", link)
     if host.emulated:
         _drop_credentials(root)
-    os.makedirs(f"{root}{HOST_SECRETS_DIR}", mode=0o700, exist_ok=True)
+    # the folder lets the service user through (0711); each file is root's 0600 until the base role hands it over
+    os.makedirs(f"{root}{HOST_SECRETS_DIR}", exist_ok=True)
+    os.chmod(f"{root}{HOST_SECRETS_DIR}", 0o711)
     for name in LAB_SECRETS:
         _write(f"{root}{host_secret_path(name)}", lab_secret(name) + "\n", 0o600)
     # machine-id: empty -> nspawn hands the container a fresh transient one per boot
