@@ -39,13 +39,12 @@ def check_inventory(inventory) -> None:
         from armada.health import Check, write_report
 
         state = inventory.state
-        in_run = [h for h in inventory if state is None or state.is_host_in_limit(h)]
-        for host in in_run:
-            report = with_defaults(host_data(host))["armada_health_report"]
+        in_run = [(h, with_defaults(host_data(h))["armada_health_report"]) for h in inventory
+                  if state is None or state.is_host_in_limit(h)]
+        for report in {report for _, report in in_run}:
             if os.path.exists(report):
                 os.remove(report)
-        for host in in_run:
-            report = with_defaults(host_data(host))["armada_health_report"]
+        for host, report in in_run:
             connected = state is None or host in state.active_hosts
             seen = ("the run stopped on this host before its health checks (see pyinfra's output)" if connected
                     else "could not connect")
@@ -171,20 +170,24 @@ def run_health_checks(host, inventory, profile: Profile) -> None:
     if "etcd" in roles:
         checks += health.etcd_checks(host, data)
     control_plane = control_plane_host(host, inventory)
+    cp = role_data(control_plane)
+    etcd_url = f"http://{client_address(cp['etcd_listen'], control_plane)}:{cp['etcd_client_port']}"
     if control_plane is not host and "vllm_service" in roles:
-        cp = role_data(control_plane)
         checks += health.control_plane_checks(
-            host,
-            f"nats://{client_address(cp['nats_listen'], control_plane)}:{cp['nats_port']}",
-            f"http://{client_address(cp['etcd_listen'], control_plane)}:{cp['etcd_client_port']}",
-            data,
-        )
+            host, f"nats://{client_address(cp['nats_listen'], control_plane)}:{cp['nats_port']}", etcd_url, data)
     if "vllm_service" in roles:
         from roles.model import model_name
         from roles.vllm import current_link
 
         # what really serves: the install `current` points at
-        checks += health.vllm_checks(host, data, profile, current_link(data), model_name(data), data["vllm_ready_timeout"])
+        if data["armada_serving"] == "dynamo":
+            from roles.dynamo import plan_workers
+
+            checks += health.dynamo_checks(host, data, profile, current_link(data), model_name(data),
+                                           plan_workers(host.name, profile, data), etcd_url, data["vllm_ready_timeout"])
+        else:
+            checks += health.vllm_checks(host, data, profile, current_link(data), model_name(data),
+                                         data["vllm_ready_timeout"])
     if profile.accelerator == "cuda" and "nvidia" in roles:
         checks += health.gpu_checks(host, profile, data)
     health.write_report(data["armada_health_report"], host.name, checks)
@@ -206,9 +209,20 @@ def apply_roles(host, inventory, profile: Profile, skip: tuple[str, ...] = ()) -
     import importlib
 
     from armada.role_support import role_data
+
+    for module in role_modules(role_data(host), skip):
+        importlib.import_module(module).apply(profile)
+
+
+def role_modules(data: dict, skip: tuple[str, ...] = ()) -> list[str]:
+    """The role packages a host runs, in the one fixed order (pure): its
+    ``armada_roles`` less ``skip``; serving (vllm_service) is Dynamo's frontend
+    and workers when ``armada_serving`` is 'dynamo'."""
     from roles.base.defaults import ALL_ROLES
 
-    wanted = role_data(host)["armada_roles"]
+    modules = []
     for role in ALL_ROLES:
-        if role in wanted and role not in skip:
-            importlib.import_module(f"roles.{role}").apply(profile)
+        if role in data["armada_roles"] and role not in skip:
+            serving_role = "dynamo" if role == "vllm_service" and data["armada_serving"] == "dynamo" else role
+            modules.append(f"roles.{serving_role}")
+    return modules

@@ -251,3 +251,20 @@ class EtcdAuth(FactBase):
 
     def process(self, output):
         return parsers.etcd_auth_state("\n".join(output))
+
+
+class DynamoWorkerUnits(FactBase):
+    """Dynamo worker instances the host has (enabled, or loaded by systemd), e.g.
+    ``armada-dynamo-worker@agg0.service``."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self):
+        return ("{ ls /etc/systemd/system/multi-user.target.wants/ 2>/dev/null; "
+                "systemctl list-units --all --plain --no-legend 'armada-dynamo-worker@*' 2>/dev/null "
+                "| awk '{print $1}'; } | grep '^armada-dynamo-worker@.*\\.service$' | sort -u; true")
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]

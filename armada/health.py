@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
 from armada.profile import Profile
+from armada.role_support import run_quiet
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,8 @@ class Check:
     seen: str
 
 
-def _shell(host, command: str) -> tuple[bool, str]:
-    ok, output = host.run_shell_command(command=command, print_output=False, print_input=False)
-    text = "\n".join(line.line if hasattr(line, "line") else str(line) for line in output.combined_lines)
-    return ok, text.strip()
-
-
 def _unit_active(host, unit: str) -> Check:
-    ok, seen = _shell(host, f"systemctl is-active {unit}.service")
+    ok, seen = run_quiet(host, f"systemctl is-active {unit}.service")
     return Check(host.name, f"{unit} active", ok and seen == "active", seen)
 
 
@@ -52,7 +47,7 @@ def _http_json(host, url: str, body: dict | None = None, retries: int = 0, heade
     if retries:
         curl = f"for i in $(seq {retries}); do {curl} && exit 0; sleep 1; done; exit 1"
         curl = f"bash -c {shlex.quote(curl)}"
-    ok, text = _shell(host, curl)
+    ok, text = run_quiet(host, curl)
     try:
         return ok, json.loads(text)
     except ValueError:
@@ -94,7 +89,7 @@ def _nats_connect(host, address: str, port: int, user: str | None = None, passwo
         f"exec 3<>/dev/tcp/{address}/{port} || exit 1; read -r -t 10 info <&3; echo \"${{info:0:60}}\"; "
         f"{connect} >&3; read -r -t 10 reply <&3; echo \"${{reply%$'\\r'}}\""
     )
-    _, seen = _shell(host, f"timeout 20 bash -c {shlex.quote(script)}")
+    _, seen = run_quiet(host, f"timeout 20 bash -c {shlex.quote(script)}")
     return " | ".join(line.strip() for line in seen.splitlines() if line.strip())
 
 
@@ -113,12 +108,14 @@ def etcd_checks(host, data: dict) -> list[Check]:
     return checks
 
 
-def _etcd_read(host, url: str, password_file: str | None = None) -> tuple[bool, str]:
-    """A v3 range read at ``url``: anonymous, or as root with the password in
-    ``password_file`` (sent through curl's stdin; the token it gets never
-    leaves the host). ``(read ok, what etcd said)``."""
+def _etcd_read(host, url: str, password_file: str | None = None, body: dict | None = None) -> tuple[bool, str]:
+    """A v3 range read at ``url`` (``body``: the range request; default one
+    key): anonymous, or as root with the password in ``password_file`` (sent
+    through curl's stdin; the token it gets never leaves the host).
+    ``(read ok, what etcd said)``."""
     curl = "curl -sS --max-time 20 --noproxy '*' -X POST"
-    read = f"{curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(url + '/v3/kv/range')}"
+    request = json.dumps(body or {"key": "YQ=="})
+    read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
     if password_file:
         login = (f"printf '{{\"name\":\"root\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\" "
                  f"| {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}")
@@ -127,7 +124,7 @@ def _etcd_read(host, url: str, password_file: str | None = None) -> tuple[bool, 
                   f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-")
     else:
         script = read
-    ok, seen = _shell(host, f"bash -c {shlex.quote(script)}")
+    ok, seen = run_quiet(host, f"bash -c {shlex.quote(script)}")
     return ok and '"header"' in seen and "error" not in seen, seen
 
 
@@ -154,11 +151,11 @@ def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready
     base = f"http://127.0.0.1:{data['vllm_port']}"
     checks = [_unit_active(host, "armada-vllm")]
     wait = f"for i in $(seq {ready_timeout}); do curl -sf --noproxy '*' {base}/health >/dev/null && exit 0; sleep 1; done; exit 1"
-    ok, _ = _shell(host, f"bash -c {shlex.quote(wait)}")
+    ok, _ = run_quiet(host, f"bash -c {shlex.quote(wait)}")
     checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else f"no answer within {ready_timeout}s"))
     key_file = data.get("vllm_api_key_file")
     if key_file:
-        _, status = _shell(host, f"curl -s -o /dev/null -w '%{{http_code}}' --noproxy '*' {base}/v1/models")
+        _, status = run_quiet(host, f"curl -s -o /dev/null -w '%{{http_code}}' --noproxy '*' {base}/v1/models")
         checks.append(Check(host.name, "vLLM refuses a request without the API key", status.strip() == "401",
                             f"HTTP {status.strip()}"))
     ok, models = _http_json(host, f"{base}/v1/models", bearer_file=key_file)
@@ -171,28 +168,96 @@ def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready
     checks.append(Check(host.name, "vLLM chat completion generates", tokens > 0, f"{tokens} tokens: {content!r}"))
 
     if profile.tcmalloc_path:
-        # every process of the unit (API server, EngineCore, Worker), found by
-        # its cgroup line, which reads the same under cgroup v1 and v2
-        library = shlex.quote(os.path.basename(profile.tcmalloc_path))
-        script = (
-            "for f in $(grep -l 'armada-vllm.service' /proc/[0-9]*/cgroup 2>/dev/null); do p=${f#/proc/}; p=${p%/cgroup}; "
-            f"if grep -q {library} /proc/$p/maps 2>/dev/null; then echo \"mapped $p $(cat /proc/$p/comm)\"; "
-            "else echo \"missing $p $(cat /proc/$p/comm)\"; fi; done"
-        )
-        ok, seen = _shell(host, f"bash -c {shlex.quote(script)}")
-        lines = [line for line in seen.splitlines() if line.startswith(("mapped ", "missing "))]
-        mapped = [line for line in lines if line.startswith("mapped ")]
-        checks.append(Check(host.name, "tcmalloc mapped in vLLM", bool(mapped) and len(mapped) == len(lines),
-                            "; ".join(lines) or "no vLLM process found"))
+        checks.append(_tcmalloc_check(host, profile, "armada-vllm.service", "vLLM"))
+    checks.append(_torch_check(host, profile, venv))
+    return checks
 
+
+def _tcmalloc_check(host, profile: Profile, cgroup_pattern: str, what: str) -> Check:
+    """tcmalloc in every process of the units (API server, EngineCore, Worker),
+    found by their cgroup line, which reads the same under cgroup v1 and v2."""
+    library = shlex.quote(os.path.basename(profile.tcmalloc_path))
+    script = (
+        f"for f in $(grep -l {shlex.quote(cgroup_pattern)} /proc/[0-9]*/cgroup 2>/dev/null); do p=${{f#/proc/}}; "
+        "p=${p%/cgroup}; "
+        f"if grep -q {library} /proc/$p/maps 2>/dev/null; then echo \"mapped $p $(cat /proc/$p/comm)\"; "
+        "else echo \"missing $p $(cat /proc/$p/comm)\"; fi; done"
+    )
+    _, seen = run_quiet(host, f"bash -c {shlex.quote(script)}")
+    lines = [line for line in seen.splitlines() if line.startswith(("mapped ", "missing "))]
+    mapped = [line for line in lines if line.startswith("mapped ")]
+    return Check(host.name, f"tcmalloc mapped in {what}", bool(mapped) and len(mapped) == len(lines),
+                 "; ".join(lines) or f"no {what} process found")
+
+
+def _torch_check(host, profile: Profile, venv: str) -> Check:
     from roles.vllm import torch_problem
 
-    ok, probe = _shell(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(TORCH_PROBE)} 2>/dev/null")
+    ok, probe = run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(TORCH_PROBE)} 2>/dev/null")
     build = parse_torch_probe(probe) if ok else None
-    _, listing = _shell(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(DISTRIBUTIONS_PROBE)}")
+    _, listing = run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(DISTRIBUTIONS_PROBE)}")
     problem = torch_problem(build, profile, parse_distributions(listing))
     seen = f"torch {build.version} cuda={build.cuda}" if build else probe[-200:]
-    checks.append(Check(host.name, "venv torch is the profile's build", problem is None, problem or seen))
+    return Check(host.name, "venv torch is the profile's build", problem is None, problem or seen)
+
+
+def _cpu_usage_ns(host, unit: str) -> int:
+    _, seen = run_quiet(host, f"systemctl show -p CPUUsageNSec --value {shlex.quote(unit)}")
+    return int(seen) if seen.isdigit() else 0
+
+
+def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, workers, etcd_url: str,
+                  ready_timeout: int = 600) -> list[Check]:
+    """Dynamo serving: the frontend and every worker unit active, the model
+    listed by the frontend (workers register after loading it), a real chat
+    completion through the frontend, every worker registered in etcd, in
+    disaggregated mode the prefill workers' CPU time rising during a request,
+    tcmalloc in every worker process, the venv's torch."""
+    import base64
+
+    from roles.dynamo import FRONTEND, WORKER
+
+    checks = [_unit_active(host, FRONTEND)] + [_unit_active(host, w.unit.removesuffix(".service")) for w in workers]
+    base = f"http://127.0.0.1:{data['dynamo_frontend_port']}"
+    wait = (f"for i in $(seq {ready_timeout}); do curl -s --noproxy '*' {base}/v1/models "
+            f"| grep -q {shlex.quote(json.dumps(model))} && exit 0; sleep 1; done; exit 1")
+    ok, _ = run_quiet(host, f"bash -c {shlex.quote(wait)}")
+    ok, models = _http_json(host, f"{base}/v1/models")
+    names = [m.get("id") for m in models.get("data", [])] if ok and isinstance(models, dict) else []
+    checks.append(Check(host.name, "Dynamo frontend /v1/models lists the model", model in names,
+                        ", ".join(names) or f"not within {ready_timeout}s: {str(models)[:160]}"))
+    prefill = [w.unit for w in workers if w.part == "prefill"]
+    before = {unit: _cpu_usage_ns(host, unit) for unit in prefill}
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
+    ok, reply = _http_json(host, f"{base}/v1/chat/completions", body=body)
+    tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
+    content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
+    checks.append(Check(host.name, "chat completion through the Dynamo frontend generates", tokens > 0,
+                        f"{tokens} tokens: {content!r}"))
+    for unit in prefill:
+        used_ms = (_cpu_usage_ns(host, unit) - before[unit]) / 1e6
+        checks.append(Check(host.name, f"the request went through {unit.removesuffix('.service')}", used_ms > 20,
+                            f"{used_ms:.0f} ms of CPU during the request"))
+
+    if data["dynamo_discovery_backend"] == "etcd":
+        prefix = f"v1/instances/{data['dynamo_namespace']}/".encode()
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"],
+                              {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
+                               "keys_only": True})
+        try:
+            keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(seen).get("kvs", [])]
+        except ValueError:
+            keys = []
+        # one key per served endpoint of each worker: backend (aggregated, decode) or prefill components
+        components = {key.split("/")[3] for key in keys if len(key.split("/")) > 3}
+        wanted = {"prefill" if w.part == "prefill" else "backend" for w in workers}
+        checks.append(Check(host.name, f"workers registered in etcd ({prefix.decode()})",
+                            ok and len(keys) >= len(workers) and wanted <= components,
+                            f"{len(keys)} key(s), components {sorted(components)}" if ok else seen[-160:]))
+    if profile.tcmalloc_path:
+        checks.append(_tcmalloc_check(host, profile, f"{WORKER}@", "Dynamo workers"))
+    checks.append(_torch_check(host, profile, venv))
     return checks
 
 
@@ -214,7 +279,7 @@ def gpu_checks(host, profile: Profile, data: dict) -> list[Check]:
     """nvidia-smi answers with the expected GPUs, driver and persistence; vLLM runs on them."""
     from armada.parsers import NVIDIA_SMI_QUERY, ParseError, parse_nvidia_smi_csv
 
-    ok, text = _shell(host, f"nvidia-smi --query-gpu={NVIDIA_SMI_QUERY} --format=csv")
+    ok, text = run_quiet(host, f"nvidia-smi --query-gpu={NVIDIA_SMI_QUERY} --format=csv")
     try:
         gpus = parse_nvidia_smi_csv(text) if ok else ()
     except ParseError:
@@ -225,7 +290,7 @@ def gpu_checks(host, profile: Profile, data: dict) -> list[Check]:
             "for p in $(nvidia-smi --query-compute-apps=pid --format=csv,noheader); do "
             "grep -q armada-vllm.service /proc/$p/cgroup 2>/dev/null && echo \"$p $(cat /proc/$p/comm)\"; done"
         )
-        _, seen = _shell(host, f"bash -c {shlex.quote(script)}")
+        _, seen = run_quiet(host, f"bash -c {shlex.quote(script)}")
         checks.append(Check(host.name, "vLLM runs on the GPUs", bool(seen.strip()), seen.replace("\n", "; ") or "no vLLM process on any GPU"))
     return checks
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pyinfra.api import Inventory
 
-from armada.schema import DataError, validate_host_data
+from armada.schema import DataError, dynamo_needs, validate_host_data, with_defaults
 
 # Groups pyinfra makes itself: not worth a summary line.
 _IMPLICIT_GROUPS = ("all",)
@@ -95,7 +95,9 @@ def validate_inventory(inventory: Inventory) -> list[DataError]:
                 "or pyinfra's default 'accept-new', or set armada_allow_unverified_ssh: true (throwaway labs only)",
             ))
         if not host_errors and control_plane and control_plane in names and control_plane != host.name:
-            host_errors.extend(_credential_gaps(host.name, data, control_plane, host_data(inventory.get_host(control_plane))))
+            cp_data = host_data(inventory.get_host(control_plane))
+            host_errors.extend(_credential_gaps(host.name, data, control_plane, cp_data))
+            host_errors.extend(_dynamo_control_plane_gaps(host.name, data, control_plane, cp_data))
         group = data.get("etcd_cluster_group")
         if not host_errors and group and not inventory.groups.get(group):
             host_errors.append(DataError(host.name, "etcd_cluster_group", group, "no such group in the inventory"))
@@ -110,6 +112,20 @@ def _credential_gaps(name: str, data: Mapping[str, Any], cp_name: str, cp: Mappi
         if cp.get(key) and not data.get(key):
             gaps.append(DataError(name, key, None, f"{cp_name}'s {service} requires a password: set {key} to "
                                   "the path of that password's file on this host"))
+    return gaps
+
+
+def _dynamo_control_plane_gaps(name: str, data: Mapping[str, Any], cp_name: str,
+                               cp: Mapping[str, Any]) -> list[DataError]:
+    """Dynamo's planes and discovery on nats/etcd need the control plane to run them."""
+    full, cp_full = with_defaults(data), with_defaults(cp)
+    if full["armada_serving"] != "dynamo" or "vllm_service" not in full["armada_roles"]:
+        return []
+    gaps = []
+    for key, needed in dynamo_needs(full):
+        if needed not in cp_full["armada_roles"]:
+            gaps.append(DataError(name, key, needed, f"the control plane {cp_name} runs no {needed} "
+                                  f"(its armada_roles: {', '.join(cp_full['armada_roles'])})"))
     return gaps
 
 

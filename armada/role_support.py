@@ -20,6 +20,15 @@ def template_path(role_file: str) -> Callable[[str], str]:
     return lambda name: os.path.join(folder, name)
 
 
+def run_quiet(host, command: str, with_stderr: bool = True) -> tuple[bool, str]:
+    """Run a read-only command on the host now (not as an operation), printing
+    nothing; ``(exit status ok, its output)`` with stderr interleaved unless
+    ``with_stderr`` is False."""
+    ok, output = host.run_shell_command(command=command, print_output=False, print_input=False)
+    lines = output.combined_lines if with_stderr else output.stdout_lines
+    return ok, "\n".join(line.line if hasattr(line, "line") else str(line) for line in lines).strip()
+
+
 def managed_service(unit_name: str, unit_op, config_ops, watched: tuple[str, ...] | list[str] = ()) -> None:
     """Keep a systemd unit running and enabled; restart it only when its unit
     file or a config it reads changed, and only if it was already running
@@ -43,10 +52,7 @@ def managed_service(unit_name: str, unit_op, config_ops, watched: tuple[str, ...
     was_running = host.get_fact(SystemdStatus, services=[service]).get(service, False)
     pending = host.get_fact(ChangedSinceStart, service=service,
                             paths=[f"/etc/systemd/system/{service}", *watched]) if was_running else []
-    if pending:
-        systemd.daemon_reload(name=f"{unit_name}: daemon-reload")
-    else:
-        systemd.daemon_reload(name=f"{unit_name}: daemon-reload", _if=any_changed(unit_op))
+    systemd.daemon_reload(name=f"{unit_name}: daemon-reload", **({} if pending else {"_if": any_changed(unit_op)}))
     systemd.service(name=f"{unit_name}: running and enabled", service=service, running=True, enabled=True)
     if was_running:
         systemd.service(

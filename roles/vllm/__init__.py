@@ -30,7 +30,7 @@ from armada.facts import TorchBuild, VenvDistributions
 from armada.parsers import TorchBuild as TorchBuildInfo
 from armada.paths import shared
 from armada.profile import Profile
-from armada.role_support import role_data
+from armada.role_support import role_data, run_quiet
 from roles.vllm import build
 
 INSTALLER = "armada-pip-install.py"
@@ -46,6 +46,11 @@ def install_id(profile: Profile, data: dict) -> str:
         "device": profile.vllm_target_device,
         "exclude": sorted(data["vllm_exclude_deps"]),
     }
+    # keys only when used: installs made before them keep their id
+    if data["vllm_extra_requirements"]:
+        recipe["extra"] = list(data["vllm_extra_requirements"])
+    if data["armada_serving"] == "dynamo":
+        recipe["dynamo"] = [dynamo_spec(data), sorted(data["dynamo_exclude_deps"])]
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
     return f"{data['vllm_version']}-{digest}"
 
@@ -88,11 +93,7 @@ def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
     from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
 
     def probe(script: str) -> str:
-        _, output = host.run_shell_command(
-            command=f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}",
-            print_output=False, print_input=False,
-        )
-        return "\n".join(output.stdout_lines)
+        return run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}", with_stderr=False)[1]
 
     build = parse_torch_probe(probe(TORCH_PROBE))
     problem = torch_problem(build, profile, parse_distributions(probe(DISTRIBUTIONS_PROBE)))
@@ -156,15 +157,59 @@ def apply(profile: Profile):
         files.put(name="torch pin", src=StringIO(f"torch=={torch_build.version}\n"), dest=constraints, mode="644")
 
     exclude = ",".join(data["vllm_exclude_deps"])
-    if not needs_install(profile.vllm_spec, packages):
-        return
-    if profile.vllm_strategy == "source":
-        _install_built_wheel(profile, data, venv, installer, constraints, find_links, exclude)
-    else:
-        sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
-        server.shell(name=f"vLLM {profile.vllm_spec}",
-                     commands=[_install_command(python_bin, installer, constraints, sources, exclude, profile.vllm_spec)])
-    python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
+    sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
+    installed = False
+    companions = [spec for spec in companion_packages(data) if needs_install(spec, packages)]
+    if companions:
+        # torchvision built for the venv's torch: from the torch index, under the torch pin
+        torch_sources = " ".join(_pip_source_args(profile, find_links, for_torch=True))
+        server.shell(name=f"{', '.join(companions)} from {profile.torch_index_url or 'PyPI'}",
+                     commands=[f"{python_bin} -m pip install --constraint={constraints} {torch_sources} "
+                               + " ".join(shlex.quote(c) for c in companions)])
+        installed = True
+    if needs_install(profile.vllm_spec, packages):
+        if profile.vllm_strategy == "source":
+            _install_built_wheel(profile, data, venv, installer, constraints, find_links, exclude)
+        else:
+            server.shell(name=f"vLLM {profile.vllm_spec}",
+                         commands=[_install_command(python_bin, installer, constraints, sources, exclude,
+                                                    profile.vllm_spec)])
+        installed = True
+    if data["armada_serving"] == "dynamo" and needs_install(dynamo_spec(data), packages):
+        server.shell(name=f"Dynamo {dynamo_spec(data)}",
+                     commands=[_install_command(python_bin, installer, constraints, sources,
+                                                ",".join(data["dynamo_exclude_deps"]), dynamo_spec(data))])
+        installed = True
+    extra = [spec for spec in [*dynamo_extras(data), *data["vllm_extra_requirements"]] if needs_install(spec, packages)]
+    if extra:
+        server.shell(name=f"extra requirements {', '.join(extra)}",
+                     commands=[f"{python_bin} -m pip install --constraint={constraints} {sources} "
+                               + " ".join(shlex.quote(e) for e in extra)])
+        installed = True
+    if installed:
+        python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
+
+
+def dynamo_spec(data: dict) -> str:
+    return f"ai-dynamo=={data['dynamo_version']}"
+
+
+def dynamo_extras(data: dict) -> list[str]:
+    """What Dynamo's disaggregated mode adds to the venv (pure): the NIXL its release pins."""
+    from roles.dynamo.defaults import DYNAMO_NIXL
+
+    if data["armada_serving"] == "dynamo" and data["dynamo_worker_mode"] == "disaggregated":
+        return [f"nixl=={DYNAMO_NIXL[data['dynamo_version']]}"]
+    return []
+
+
+def companion_packages(data: dict) -> list[str]:
+    """Packages built against torch that the serving venv needs beside it (pure):
+    Dynamo's vLLM worker imports torchvision, which must come from the torch
+    index (PyPI's is built for CUDA torch and fails to import beside a CPU torch)."""
+    if data["armada_serving"] == "dynamo" and "torchvision" not in data["vllm_exclude_deps"]:
+        return ["torchvision"]
+    return []
 
 
 def needs_install(spec: str, installed: dict) -> bool:

@@ -38,6 +38,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from armada.profile import Profile
+from armada.role_support import run_quiet
 
 DEFAULT_WHEELHOUSE = "~/.cache/armada/wheelhouse"
 
@@ -228,13 +229,8 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
                 remote_dist=dist, local_dir=key_dir(data, key), spec=profile.vllm_spec)
 
 
-def _run(host, command: str) -> tuple[bool, str]:
-    status, output = host.run_shell_command(command=command, print_output=False, print_input=False)
-    return status, "\n".join(output.stdout_lines + output.stderr_lines)
-
-
 def check_compiler(host, minimum: str) -> str:
-    ok, text = _run(host, "g++ -dumpfullversion")
+    ok, text = run_quiet(host, "g++ -dumpfullversion")
     problem = compiler_problem(text.strip() if ok else None, minimum, host.name)
     if problem:
         raise BuildError(problem)
@@ -243,7 +239,7 @@ def check_compiler(host, minimum: str) -> str:
 
 def publish_wheel(host, remote_dist: str, local_dir: str, spec: str) -> str:
     """Copy the builder's wheel into the wheelhouse (atomically: no half wheel is ever seen)."""
-    ok, listing = _run(host, f"ls -1 {remote_dist}/*.whl")
+    ok, listing = run_quiet(host, f"ls -1 {remote_dist}/*.whl")
     wheels = [line.strip() for line in listing.splitlines() if line.strip().endswith(".whl")] if ok else []
     if len(wheels) != 1:
         raise BuildError(f"{host.name}: the build left {len(wheels)} wheel(s) in {remote_dist}, expected one")
@@ -266,10 +262,10 @@ def install_from_wheelhouse(host, key: str, spec: str, local_dir: str, builder: 
     if not wheel:
         who = f"its builder {builder} did not publish one" if builder else "and no host of this run builds it"
         raise BuildError(f"{host.name}: no wheel for build {key} in {local_dir}: {who}")
-    ok, text = _run(host, f"mkdir -p {remote_dir}")
+    ok, text = run_quiet(host, f"mkdir -p {remote_dir}")
     if not ok or not host.put_file(wheel, f"{remote_dir}/{os.path.basename(wheel)}"):
         raise BuildError(f"{host.name}: could not copy {os.path.basename(wheel)} to {remote_dir}: {text}")
-    ok, text = _run(host, install_command.format(wheel_dir=remote_dir))
+    ok, text = run_quiet(host, install_command.format(wheel_dir=remote_dir))
     if not ok:
         raise BuildError(f"{host.name}: installing {os.path.basename(wheel)} failed:\n{text[-3000:]}")
     return f"installed {os.path.basename(wheel)} from the fleet wheelhouse"

@@ -4,7 +4,7 @@
 (:func:`armada.profile.build_profile`) says what it chose and why.
 """
 
-from armada.schema import Key, absolute_path, at_least, fraction, port, requirement, url, url_or_dir, version, secret_path
+from armada.schema import Key, at_least, fraction, port, requirement, url, url_or_dir, version, secret_path
 
 KEYS = (
     Key("vllm_accelerator", str, "auto", "Serve on 'cuda' or 'cpu'; 'auto' picks cuda when the host has NVIDIA GPUs",
@@ -56,6 +56,9 @@ KEYS = (
     Key("vllm_exclude_deps", list, [], "Requirements of the vLLM package NOT to install (e.g. torchvision, "
         "torchaudio, torchcodec for text-only CPU serving, where PyPI's builds do not match a +cpu torch)",
         check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
+    Key("vllm_extra_requirements", list, [], "Extra requirements installed into the serving venv after vLLM, "
+        "under the torch pin and from the same sources (plugins; the lab's torchvision adaptation)",
+        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of requirements"),
     Key("vllm_extra_args", list, [], "Extra command-line arguments for the vLLM server",
         check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of strings"),
     Key("vllm_keep_installs", int, 3, "vLLM installs kept on a host (the serving and the previous one always are); "

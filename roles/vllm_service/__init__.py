@@ -72,8 +72,8 @@ def apply(profile: Profile):
     data = role_data(host)
     tpl = template_path(__file__)
     install = venv_path(profile, data)
-    current, previous = current_link(data), previous_link(data)
-    serving = (host.get_fact(Link, path=current) or {}).get("link_target")
+    current = current_link(data)
+    _stop_dynamo()
 
     env = files.template(
         name="vLLM env (of this install)",
@@ -90,10 +90,7 @@ def apply(profile: Profile):
                             dest=f"{install}/armada-serve", mode="755", exec_line=exec_line)
     files.directory(name="HF home", path=f"{data['armada_data_dir']}/hf-home", user=data["armada_user"],
                     group=data["armada_user"], mode="750")
-    if serving and serving != install:
-        # remember what served, for a rollback
-        files.link(name="previous vLLM install", path=previous, target=serving)
-    flip = files.link(name="current vLLM install", path=current, target=install)
+    flip = flip_install(data, install)
     unit = files.template(
         name="vLLM unit",
         src=tpl("armada-vllm.service.j2"),
@@ -107,9 +104,36 @@ def apply(profile: Profile):
     )
     managed_service(UNIT, unit, [env, script, flip],
                     watched=[f"{install}/armada-vllm.env", f"{install}/armada-serve", current])
+    prune_installs(data, install)
 
-    # never prune what serves, what served before, or what `previous` names
-    remembered = (host.get_fact(Link, path=previous) or {}).get("link_target")
+
+def _stop_dynamo() -> None:
+    """One way of serving at a time: Dynamo's units step aside when the host serves with plain vLLM."""
+    from pyinfra.facts.files import File
+
+    from armada.facts import DynamoWorkerUnits
+    from roles.dynamo import FRONTEND
+
+    units = list(host.get_fact(DynamoWorkerUnits))
+    if host.get_fact(File, path=f"/etc/systemd/system/{FRONTEND}.service"):
+        units.insert(0, f"{FRONTEND}.service")
+    for unit in units:
+        systemd.service(name=f"{unit}: stopped (serving with vLLM)", service=unit, running=False, enabled=False)
+
+
+def flip_install(data: dict, install: str):
+    """Point ``current`` at ``install``, remembering what served in ``previous`` (for a rollback)."""
+    current, previous = current_link(data), previous_link(data)
+    serving = (host.get_fact(Link, path=current) or {}).get("link_target")
+    if serving and serving != install:
+        files.link(name="previous vLLM install", path=previous, target=serving)
+    return files.link(name="current vLLM install", path=current, target=install)
+
+
+def prune_installs(data: dict, install: str) -> None:
+    """Remove installs beyond vllm_keep_installs; never what serves, what served before, or what `previous` names."""
+    serving = (host.get_fact(Link, path=current_link(data)) or {}).get("link_target")
+    remembered = (host.get_fact(Link, path=previous_link(data)) or {}).get("link_target")
     keep = {install} | {path for path in (serving, remembered) if path}
     for old in installs_to_prune(host.get_fact(VllmInstalls, root=data["armada_root"]), keep,
                                  data["vllm_keep_installs"]):
@@ -128,5 +152,14 @@ def rollback(profile: Profile):
     files.link(name="current vLLM install -> previous", path=current, target=before)
     if serving:
         files.link(name="previous vLLM install -> the one rolled back", path=previous, target=serving)
-    systemd.service(name=f"{UNIT}: restart on the previous install", service=f"{UNIT}.service",
-                    running=True, restarted=True)
+    for unit in serving_units(host.name, profile, data):
+        systemd.service(name=f"{unit}: restart on the previous install", service=unit, running=True, restarted=True)
+
+
+def serving_units(host_name: str, profile: Profile, data: dict) -> list[str]:
+    """The units that serve on this host (pure): vLLM's, or Dynamo's frontend and workers."""
+    if data["armada_serving"] == "dynamo":
+        from roles.dynamo import FRONTEND, plan_workers
+
+        return [f"{FRONTEND}.service", *(w.unit for w in plan_workers(host_name, profile, data))]
+    return [f"{UNIT}.service"]

