@@ -141,7 +141,7 @@ def test_units_and_launcher():
     assert "ExecStart=/opt/armada/vllm/current/armada-dynamo dynamo.vllm " \
            "/opt/armada/vllm/current/armada-dynamo-worker-%i.args" in worker
     assert "User=armada" in worker and "NoNewPrivileges=true" in worker
-    frontend = render("roles/dynamo/templates/armada-dynamo-frontend.service.j2", **values)
+    frontend = render("roles/dynamo/templates/armada-dynamo-frontend.service.j2", wait_control_plane=True, **values)
     assert "dynamo.frontend /opt/armada/vllm/current/armada-dynamo-frontend.args" in frontend
     launcher = render("roles/dynamo/templates/armada-dynamo.j2", python="/v/bin/python",
                       nats_password_file="/s/nats", etcd_password_file=None)

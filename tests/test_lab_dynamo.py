@@ -102,3 +102,20 @@ def test_passwords_stay_out_of_output_journal_and_argv(dynamo_run, testinfra_hos
     for name in lab.LAB_SECRETS:
         value = lab.lab_secret(name)
         assert value not in output and value not in journal and value not in argv, name
+
+
+@pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_DISAGG"),
+                    reason="opt-in (NIXL is ~370 MB): set ARMADA_LAB_DYNAMO_DISAGG=1")
+def test_disaggregated_prefill_and_decode_on_one_host(dynamo_run, tmp_path):
+    """Two workers on armada-serve2, prefill and decode, the KV cache moved by NIXL."""
+    env = {**os.environ, "ARMADA_LAB_SERVING": "dynamo"}
+    report = tmp_path / "disagg.json"
+    result = subprocess.run(
+        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--limit", "armada-serve2",
+         "--data", f"armada_health_report={report}", "--data", "dynamo_worker_mode=disaggregated"],
+        cwd=ROOT, capture_output=True, text=True, timeout=2400, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    checks = {c["check"]: c for c in json.loads(report.read_text())[SERVE2.name]["checks"]}
+    assert checks["the request went through armada-dynamo-worker@prefill0"]["ok"], checks
+    assert {"armada-dynamo-worker@prefill0 active", "armada-dynamo-worker@decode0 active"} <= set(checks)

@@ -27,7 +27,7 @@ from pyinfra.operations import files, systemd
 from armada.parsers import format_cpu_list, parse_cpu_list
 from armada.profile import Profile
 from armada.role_support import client_address, control_plane_host, managed_service, role_data, template_path
-from armada.schema import DataError
+from armada.schema import DataError, dynamo_needs
 from roles.model import model_dir, model_name
 
 FRONTEND = "armada-dynamo-frontend"
@@ -200,15 +200,13 @@ def apply(profile: Profile):
 
     unit_values = dict(service_user=user, egress_env=f"{data['armada_config_dir']}/egress.env", current=current,
                        data_dir=data["armada_data_dir"], root=data["armada_root"])
+    unit_values["wait_control_plane"] = bool(dynamo_needs(data))
     frontend_unit = files.template(name="Dynamo frontend unit", src=tpl("armada-dynamo-frontend.service.j2"),
                                    dest=f"/etc/systemd/system/{FRONTEND}.service", mode="644", **unit_values)
     worker_unit = files.template(name="Dynamo worker unit (template)", src=tpl("armada-dynamo-worker@.service.j2"),
-                                 dest=f"/etc/systemd/system/{WORKER}@.service", mode="644",
-                                 wait_control_plane=data["dynamo_discovery_backend"] == "etcd"
-                                 or "nats" in (data["dynamo_request_plane"], data["dynamo_event_plane"]),
-                                 **unit_values)
+                                 dest=f"/etc/systemd/system/{WORKER}@.service", mode="644", **unit_values)
     shared_files = [f"{install}/armada-dynamo.env", f"{install}/armada-dynamo", current]
-    managed_service(FRONTEND, frontend_unit, [written[0], written[1], written[2], flip],
+    managed_service(FRONTEND, frontend_unit, [written[0], written[1], written[2], wait, flip],
                     watched=[*shared_files, f"{install}/armada-dynamo-frontend.args"])
     for worker, own in zip(workers, per_worker):
         prefix = f"{install}/armada-dynamo-worker-{worker.name}"
