@@ -38,10 +38,15 @@ BODY = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Say hello
         "temperature": 0}
 
 
+def limits(hosts: str) -> list[str]:
+    """pyinfra takes one --limit per host."""
+    return [arg for name in hosts.split(",") for arg in ("--limit", name)]
+
+
 def deploy(serving: str, limit: str) -> float:
     start = time.monotonic()
     result = subprocess.run(
-        [os.path.join(BIN, "pyinfra"), "-y", "inventories/local.py", "deploys/llm.py", "--limit", limit,
+        [os.path.join(BIN, "pyinfra"), "-y", "inventories/local.py", "deploys/llm.py", *limits(limit),
          "--data", "armada_health_report=/tmp/bench-dynamo-health.json"],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ARMADA_LAB_SERVING": serving})
     if result.returncode != 0:

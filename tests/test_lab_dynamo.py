@@ -30,10 +30,15 @@ SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
 PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
 
 
+def limits(hosts: str) -> list[str]:
+    """pyinfra takes one --limit per host."""
+    return [arg for name in hosts.split(",") for arg in ("--limit", name)]
+
+
 def deploy(report, serving, limit="armada-cp,armada-serve2"):
     env = {**os.environ, "ARMADA_LAB_SERVING": serving}
     result = subprocess.run(
-        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--limit", limit,
+        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", *limits(limit),
          "--data", f"armada_health_report={report}"],
         cwd=ROOT, capture_output=True, text=True, timeout=2400, env=env,
     )

@@ -147,10 +147,6 @@ def frontend_args(data: dict) -> list[str]:
     return ["--http-host", data["dynamo_frontend_host"], "--http-port", str(data["dynamo_frontend_port"])]
 
 
-def _command(install: str, module: str, args) -> str:
-    return " ".join(shlex.quote(a) for a in [f"{install}/armada-dynamo", module, *args])
-
-
 @deploy("armada dynamo")
 def apply(profile: Profile):
     from pyinfra.facts.files import File
