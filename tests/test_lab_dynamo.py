@@ -117,7 +117,9 @@ def test_disaggregated_prefill_and_decode_on_one_host(dynamo_run, tmp_path):
     report = tmp_path / "disagg.json"
     result = subprocess.run(
         [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--limit", "armada-serve2",
-         "--data", f"armada_health_report={report}", "--data", "dynamo_worker_mode=disaggregated"],
+         "--data", f"armada_health_report={report}", "--data", "dynamo_worker_mode=disaggregated",
+         # two cores: no core kept out of the binding, so each worker binds one (0 and 1)
+         "--data", "vllm_cpu_reserved_cores=0"],
         cwd=ROOT, capture_output=True, text=True, timeout=2400, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]

@@ -161,7 +161,12 @@ def apply(profile: Profile):
     install = venv_path(profile, data)
     current = current_link(data)
     control_plane = control_plane_host(host, inventory)
-    workers = plan_workers(host.name, profile, data)
+    try:
+        workers = plan_workers(host.name, profile, data)
+    except DataError as exc:
+        from armada.deploy import ArmadaDataError
+
+        raise ArmadaDataError(f"{exc}; nothing was changed on this host") from None
     user = data["armada_user"]
 
     # one way of serving at a time: the plain vLLM unit steps aside
