@@ -23,6 +23,13 @@ class ArmadaDataError(PyinfraError):
 _checked: set[int] = set()
 
 
+def stop_on(errors: list, what: str) -> None:
+    """Raise one ArmadaDataError listing every error (nothing has changed yet)."""
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise ArmadaDataError(f"{len(errors)} {what}; nothing was changed on any host:\n{lines}")
+
+
 def check_inventory(inventory) -> None:
     """Validate every host's data once per run; raise with every error found."""
     if id(inventory) in _checked:
@@ -49,9 +56,7 @@ def check_inventory(inventory) -> None:
             seen = ("the run stopped on this host before its health checks (see pyinfra's output)" if connected
                     else "could not connect")
             write_report(report, host.name, [Check(host.name, "run reached the health checks", False, seen)])
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        raise ArmadaDataError(f"{len(errors)} data error(s); nothing was changed on any host:\n{lines}")
+    stop_on(errors, "data error(s)")
     _checked.add(id(inventory))
 
 
@@ -102,9 +107,7 @@ def check_urls(host, data: dict, profile: Profile) -> None:
             continue  # a server answered; the base role installs armada_ca_certs before any download
         if problem:
             errors.append(DataError(host.name, key, url, problem))
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        raise ArmadaDataError(f"{len(errors)} unreachable URL(s); nothing was changed on any host:\n{lines}")
+    stop_on(errors, "unreachable URL(s)")
 
 
 def check_disks(host, data: dict) -> None:
@@ -122,8 +125,7 @@ def check_disks(host, data: dict) -> None:
     needed = None if host.get_fact(Directory, path=target) else model_bytes(data)
     problem = disk_problem(host.get_fact(DiskSpace, path=target), target, needed)
     if problem:
-        raise ArmadaDataError(f"{DataError(host.name, 'model_cache_dir', data['model_cache_dir'], problem)}; "
-                              "nothing was changed on any host")
+        stop_on([DataError(host.name, "model_cache_dir", data["model_cache_dir"], problem)], "model cache problem(s)")
 
 
 def check_secrets(host, data: dict) -> None:
@@ -137,9 +139,7 @@ def check_secrets(host, data: dict) -> None:
             problem = host.get_fact(SecretFile, path=data[key], service_user=data["armada_user"])
             if problem:
                 errors.append(DataError(host.name, key, data[key], problem))
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        raise ArmadaDataError(f"{len(errors)} unusable secret file(s); nothing was changed on any host:\n{lines}")
+    stop_on(errors, "unusable secret file(s)")
 
 
 def prepare(host, inventory) -> Profile:

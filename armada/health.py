@@ -113,12 +113,13 @@ def _etcd_read(host, url: str, password_file: str | None = None, body: dict | No
     key): anonymous, or as root with the password in ``password_file`` (sent
     through curl's stdin; the token it gets never leaves the host).
     ``(read ok, what etcd said)``."""
-    curl = "curl -sS --max-time 20 --noproxy '*' -X POST"
+    from armada.parsers import ETCD_CURL, etcd_login_body
+
+    curl = ETCD_CURL
     request = json.dumps(body or {"key": "YQ=="})
     read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
     if password_file:
-        login = (f"printf '{{\"name\":\"root\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\" "
-                 f"| {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}")
+        login = f"{etcd_login_body(password_file)} | {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}"
         script = (f"t=$({login} | sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p'); "
                   "[ -n \"$t\" ] || { echo 'authentication refused'; exit 1; }; "
                   f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-")

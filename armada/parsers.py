@@ -909,6 +909,18 @@ def etcd_auth_state(output: str) -> str:
     return "unreachable"
 
 
+ETCD_CURL = "curl -sS --max-time 20 --noproxy '*' -X POST"
+
+
+def etcd_login_body(password_file: str, user: str = "root") -> str:
+    """Shell that prints etcd's JSON login body for ``user`` with the password in
+    ``password_file``, for a pipe into ``curl -d @-``: printf is a shell
+    builtin, so the password is in no process's argv."""
+    import shlex
+
+    return f"printf '{{\"name\":\"{user}\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\""
+
+
 def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root") -> str:
     """bash that creates etcd's root user with the password in ``password_file``
     (read on the host, sent in the request body through curl's stdin: never on
@@ -917,14 +929,12 @@ def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root
     import shlex
 
     base = endpoint.rstrip("/")
-    curl = "curl -sS --max-time 20 --noproxy '*' -X POST"
+    curl = ETCD_CURL
     return "\n".join([
         f"for i in $(seq 60); do curl -sf --noproxy '*' {shlex.quote(base + '/health')} >/dev/null && break; sleep 1; done",
         f"state=$({curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(base + '/v3/kv/range')})",
         'case "$state" in *"user name is empty"*) echo "etcd auth already enabled"; exit 0;; esac',
-        f"pw=$(cat {shlex.quote(password_file)})",
-        # printf is a shell builtin: the password is in no process's argv
-        f"printf '{{\"name\":\"{user}\",\"password\":\"%s\"}}' \"$pw\" | {curl} -d @- {shlex.quote(base + '/v3/auth/user/add')}; echo",
+        f"{etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(base + '/v3/auth/user/add')}; echo",
         f"{curl} -d '{{\"user\":\"{user}\",\"role\":\"root\"}}' {shlex.quote(base + '/v3/auth/user/grant')}; echo",
         f"out=$({curl} -d '{{}}' {shlex.quote(base + '/v3/auth/enable')}); echo \"$out\"",
         'case "$out" in *error*) exit 1;; esac',

@@ -3,6 +3,7 @@ command lines. The real shell probe runs here on real files; etcd's answers
 are real captures (tests/fixtures/etcd-auth); nats and etcd logging in with
 them is shown on the lab (tests/test_lab_deploy.py)."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -14,7 +15,8 @@ import jinja2
 import pytest
 
 from armada.inventory import load_inventory, validate_inventory
-from armada.parsers import etcd_auth_state, etcd_enable_auth_script, secret_file_command, secret_file_problem
+from armada.parsers import (etcd_auth_state, etcd_enable_auth_script, etcd_login_body, secret_file_command,
+                            secret_file_problem)
 from armada.schema import SECRET_FILE_KEYS, all_keys
 from conftest import fixture_text
 
@@ -101,12 +103,21 @@ def test_etcd_auth_state_from_real_answers():
 
 def test_etcd_auth_script_reads_the_password_on_the_host_and_sends_it_on_stdin():
     script = etcd_enable_auth_script("http://127.0.0.1:2379", "/etc/armada-secrets/etcd-password")
-    assert 'pw=$(cat /etc/armada-secrets/etcd-password)' in script
     add = next(line for line in script.splitlines() if "/v3/auth/user/add" in line)
-    assert add.startswith("printf ") and "-d @-" in add  # builtin printf into curl's stdin: no argv holds it
+    assert add.startswith("printf ") and "$(cat /etc/armada-secrets/etcd-password)" in add and "-d @-" in add  # builtin printf into curl's stdin: no argv holds it
     assert "already enabled" in script and script.rstrip().endswith("esac")
     # bash accepts it
     subprocess.run(["bash", "-n", "-c", script], check=True)
+
+
+def test_etcd_login_body_is_the_json_etcd_takes(open_dir):
+    """The shell fragment both the auth script and the health checks pipe into
+    curl, run by bash on a real file: exactly etcd's login request."""
+    path = open_dir / "etcd-password"
+    path.write_text(SECRET + "\n")
+    out = subprocess.run(["bash", "-c", etcd_login_body(str(path))], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"name": "root", "password": SECRET}
+    assert SECRET not in etcd_login_body(str(path))
 
 
 def render(template, **values):

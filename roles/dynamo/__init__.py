@@ -26,9 +26,10 @@ from pyinfra.operations import files, systemd
 
 from armada.parsers import format_cpu_list, parse_cpu_list
 from armada.profile import Profile
-from armada.role_support import client_address, control_plane_host, managed_service, role_data, template_path
+from armada.role_support import control_plane_host, managed_service, role_data, template_path
 from armada.schema import DataError, dynamo_needs
 from roles.model import model_dir, model_name
+from roles.vllm_service import serving_env
 
 FRONTEND = "armada-dynamo-frontend"
 WORKER = "armada-dynamo-worker"
@@ -120,27 +121,19 @@ def plan_workers(host_name: str, profile: Profile, data: dict) -> list[Worker]:
 
 
 def common_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
-    """What the frontend and every worker share: where the control plane is, the planes, the namespace (pure)."""
-    cp = role_data(control_plane)
-    env = {
-        "HF_HOME": f"{data['armada_data_dir']}/hf-home",
-        "HF_HUB_OFFLINE": "1" if data["model_path"] else "0",
-        "VLLM_NO_USAGE_STATS": "1",
-        "NATS_SERVER": f"nats://{client_address(cp['nats_listen'], control_plane)}:{cp['nats_port']}",
-        "ETCD_ENDPOINTS": f"http://{client_address(cp['etcd_listen'], control_plane)}:{cp['etcd_client_port']}",
+    """What the frontend and every worker share: vLLM's serving environment plus
+    the planes, the namespace and the control plane's user names (pure)."""
+    own = {
         "DYN_DISCOVERY_BACKEND": data["dynamo_discovery_backend"],
         "DYN_REQUEST_PLANE": data["dynamo_request_plane"],
         "DYN_EVENT_PLANE": data["dynamo_event_plane"],
         "DYN_NAMESPACE": data["dynamo_namespace"],
     }
     if data["nats_password_file"]:
-        env["NATS_AUTH_USERNAME"] = cp["nats_user"]
+        own["NATS_AUTH_USERNAME"] = role_data(control_plane)["nats_user"]
     if data["etcd_password_file"]:
-        env["ETCD_AUTH_USERNAME"] = "root"
-    env.update(profile.gpu_env)
-    if profile.tcmalloc_path:
-        env["LD_PRELOAD"] = profile.tcmalloc_path
-    return env
+        own["ETCD_AUTH_USERNAME"] = "root"
+    return serving_env(profile, data, control_plane, own)
 
 
 def frontend_args(data: dict) -> list[str]:

@@ -19,8 +19,10 @@ from roles.vllm import current_link, previous_link, venv_path
 UNIT = "armada-vllm"
 
 
-def service_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
-    """The unit's environment, from the profile (a pure function)."""
+def serving_env(profile: Profile, data: dict, control_plane, own: dict[str, str]) -> dict[str, str]:
+    """What every serving process on a host gets, vLLM's unit and Dynamo's alike
+    (pure): the model cache, no usage stats, where the control plane is, then
+    the caller's ``own`` keys, then the GPU environment and tcmalloc."""
     cp_data = role_data(control_plane)
     env = {
         "HF_HOME": f"{data['armada_data_dir']}/hf-home",
@@ -30,14 +32,23 @@ def service_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
         "NATS_SERVER": f"nats://{client_address(cp_data['nats_listen'], control_plane)}:{cp_data['nats_port']}",
         "ETCD_ENDPOINTS": f"http://{client_address(cp_data['etcd_listen'], control_plane)}:{cp_data['etcd_client_port']}",
     }
-    if profile.accelerator == "cpu":
-        env["VLLM_CPU_OMP_THREADS_BIND"] = profile.omp_threads_bind
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(profile.kvcache_space_gib)
-        env["OMP_NUM_THREADS"] = str(profile.omp_num_threads)
+    env.update(own)
     env.update(profile.gpu_env)
     if profile.tcmalloc_path:
         env["LD_PRELOAD"] = profile.tcmalloc_path
     return env
+
+
+def service_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
+    """vLLM's unit environment, from the profile (a pure function)."""
+    own = {}
+    if profile.accelerator == "cpu":
+        own = {
+            "VLLM_CPU_OMP_THREADS_BIND": profile.omp_threads_bind,
+            "VLLM_CPU_KVCACHE_SPACE": str(profile.kvcache_space_gib),
+            "OMP_NUM_THREADS": str(profile.omp_num_threads),
+        }
+    return serving_env(profile, data, control_plane, own)
 
 
 def server_args(profile: Profile, data: dict) -> list[str]:
