@@ -35,7 +35,6 @@ import concurrent.futures
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -147,6 +146,19 @@ def _run(cmd: list[str], check: bool = True, timeout: float | None = 600, **kw) 
     return result
 
 
+def remove_tree(path: str) -> None:
+    """Delete a folder tree (a host's root filesystem, a cache build) with
+    ``rm -rf``, not ``shutil.rmtree``. The test session and pyinfra run with
+    gevent's monkey patches, and gevent's ``os.close`` (since 25.8.1) defers
+    closing a directory's fd to its event loop: a ``shutil.rmtree`` in a
+    thread keeps every folder it visited open until it returns. A served host's
+    root (venvs with tens of thousands of folders) then ran the process out of
+    file descriptors (EMFILE). ``--one-file-system`` never crosses into a
+    mount left inside the tree."""
+    if os.path.lexists(path):
+        _run(["rm", "-rf", "--one-file-system", "--", path], timeout=900)
+
+
 def _read_pid(path: str) -> int | None:
     try:
         with open(path, encoding="ascii") as handle:
@@ -243,9 +255,7 @@ def build_cache(debarch: str, log: Log = _print) -> float:
     os.makedirs(cache, exist_ok=True)
     for stale in os.listdir(cache):
         if stale.startswith(f".build-{debarch}-"):
-            shutil.rmtree(os.path.join(cache, stale), ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(cache, stale))
+            remove_tree(os.path.join(cache, stale))
     if debarch != _native_debarch():
         ensure_binfmt()
     started = time.monotonic()
@@ -270,7 +280,8 @@ def build_cache(debarch: str, log: Log = _print) -> float:
         _run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cpf", partial, "."], timeout=900)
         os.replace(partial, target)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        with contextlib.suppress(LabError):  # a leftover is removed by the next build
+            remove_tree(workdir)
     took = time.monotonic() - started
     log(f"cache: {os.path.basename(target)} built in {took:.0f} s")
     return took
@@ -427,8 +438,7 @@ def _write(path: str, text: str, mode: int = 0o644) -> None:
 def prepare_rootfs(host: LabHost) -> None:
     """Extract the cache and make the fix-ups a minbase Debian needs under nspawn."""
     root = rootfs_path(host)
-    if os.path.exists(root):
-        shutil.rmtree(root)
+    remove_tree(root)
     os.makedirs(root)
     _run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-xpf", cache_path(host.debarch)], timeout=600)
 
@@ -745,8 +755,7 @@ def down(log: Log = _print) -> float:
             was = is_running(host)
             stop_host(host)
             _teardown_host_network(host)
-            if os.path.exists(rootfs_path(host)):
-                shutil.rmtree(rootfs_path(host))
+            remove_tree(rootfs_path(host))
             log(f"{host.name}: {'stopped' if was else 'not running'}, removed")
         if _link_exists(BRIDGE):
             _run(["ip", "link", "del", BRIDGE])
@@ -763,8 +772,7 @@ def reset(host: LabHost, log: Log = _print) -> dict:
     with _lab_lock():
         stop_host(host)
         _teardown_host_network(host)
-        if os.path.exists(rootfs_path(host)):
-            shutil.rmtree(rootfs_path(host))
+        remove_tree(rootfs_path(host))
     log(f"{host.name}: reset")
     return up(log)
 
