@@ -102,7 +102,39 @@ def validate_inventory(inventory: Inventory) -> list[DataError]:
         if not host_errors and group and not inventory.groups.get(group):
             host_errors.append(DataError(host.name, "etcd_cluster_group", group, "no such group in the inventory"))
         errors.extend(host_errors)
+    if not errors:
+        errors.extend(disaggregation_gaps([(host.name, with_defaults(host_data(host))) for host in inventory]))
     return errors
+
+
+def disaggregation_gaps(hosts: list[tuple[str, Mapping[str, Any]]]) -> list[DataError]:
+    """Disaggregated Dynamo across hosts (pure, on complete data): the hosts
+    sharing a control plane and a namespace must hold at least one prefill
+    and one decode worker between them, and when they are more than one host
+    each must name the address its NIXL side channel is reached at (the
+    default, localhost, is unreachable from the others)."""
+    namespaces: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
+    for name, data in hosts:
+        if (data["armada_serving"] == "dynamo" and "vllm_service" in data["armada_roles"]
+                and data["dynamo_worker_mode"] == "disaggregated"):
+            # file discovery: each host its own namespace
+            plane = data["armada_control_plane"] or name if data["dynamo_discovery_backend"] == "etcd" else name
+            namespaces.setdefault((plane, data["dynamo_namespace"]), []).append((name, data))
+    gaps = []
+    for (plane, namespace), members in namespaces.items():
+        names = ", ".join(name for name, _ in members)
+        for key, part in (("dynamo_prefill_workers", "prefill"), ("dynamo_decode_workers", "decode")):
+            if not sum(data[key] for _, data in members):
+                first, data = members[0]
+                gaps.append(DataError(first, key, data[key], f"no {part} worker in Dynamo namespace {namespace!r} "
+                                      f"on {plane} (its disaggregated hosts: {names})"))
+        if len(members) > 1:
+            for name, data in members:
+                if data["dynamo_nixl_host"] in ("", "localhost", "127.0.0.1", "::1"):
+                    gaps.append(DataError(name, "dynamo_nixl_host", data["dynamo_nixl_host"] or None,
+                                          f"namespace {namespace!r} spans {names}: name this host's address "
+                                          "the others reach its NIXL side channel at"))
+    return gaps
 
 
 def _credential_gaps(name: str, data: Mapping[str, Any], cp_name: str, cp: Mapping[str, Any]) -> list[DataError]:

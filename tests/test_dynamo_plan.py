@@ -179,6 +179,12 @@ BAD = {
                              "imports torchvision"),
     "namespace_upper": ({"dynamo_namespace": "Prod"}, "dynamo_namespace", "Prod", "lowercase"),
     "frontend_on_etcd_port": ({"dynamo_frontend_port": 2379}, "dynamo_frontend_port", 2379, "the same port"),
+    "disaggregated_without_workers": ({"dynamo_worker_mode": "disaggregated", "dynamo_prefill_workers": 0,
+                                       "dynamo_decode_workers": 0}, "dynamo_prefill_workers", 0, "no worker on this host"),
+    "prefill_with_no_decode_anywhere": ({"dynamo_worker_mode": "disaggregated", "dynamo_decode_workers": 0},
+                                        "dynamo_decode_workers", 0, "no decode worker in Dynamo namespace 'dynamo'"),
+    "nixl_host_not_an_address": ({"dynamo_nixl_host": "10.0.0.1; rm"}, "dynamo_nixl_host", "10.0.0.1; rm",
+                                 "an IP address"),
 }
 
 
@@ -205,3 +211,52 @@ def test_a_control_plane_without_nats_is_refused_for_a_dynamo_host(tmp_path):
     errors = validate_inventory(load_inventory(str(path)))
     assert [(e.host, e.key) for e in errors] == [("s1", "dynamo_request_plane")]
     assert "the control plane cp runs no nats" in str(errors[0])
+
+
+CROSS = textwrap.dedent("""
+    cp = (["cp"], {"armada_roles": ["base", "nats", "etcd"], "nats_listen": "0.0.0.0", "etcd_listen": "0.0.0.0"})
+    prefill = (["p1"], {**DYNAMO, "armada_control_plane": "cp", "armada_roles": ["base", "vllm", "model", "vllm_service"],
+                        "dynamo_worker_mode": "disaggregated", "dynamo_decode_workers": 0, **P1})
+    decode = (["d1"], {**DYNAMO, "armada_control_plane": "cp", "armada_roles": ["base", "vllm", "model", "vllm_service"],
+                       "dynamo_worker_mode": "disaggregated", "dynamo_prefill_workers": 0, **D1})
+""")
+
+
+def cross_inventory(tmp_path, p1, d1):
+    path = tmp_path / "inv.py"
+    path.write_text(f"DYNAMO = {DYNAMO!r}\nP1 = {p1!r}\nD1 = {d1!r}\n" + CROSS)
+    return load_inventory(str(path))
+
+
+def test_prefill_on_one_gb200_decode_on_another_each_names_its_nixl_address(tmp_path):
+    """Two GB200 trays, one namespace: all four GPUs of p1 prefill, all four of
+    d1 decode; each worker's side channel is bound and advertised at its
+    host's address, one port per worker."""
+    assert validate_inventory(cross_inventory(tmp_path, {"dynamo_prefill_workers": 4, "dynamo_nixl_host": "10.0.0.1"},
+                                              {"dynamo_decode_workers": 4, "dynamo_nixl_host": "10.0.0.2"})) == []
+    values = {"dynamo_worker_mode": "disaggregated", "dynamo_prefill_workers": 4, "dynamo_decode_workers": 0,
+              "dynamo_nixl_host": "10.0.0.1"}
+    workers = plan_workers("p1", profile_of("gb200", **values), data(**values))
+    assert [w.name for w in workers] == ["prefill0", "prefill1", "prefill2", "prefill3"]
+    assert [w.env["CUDA_VISIBLE_DEVICES"] for w in workers] == ["0", "1", "2", "3"]
+    assert {w.env["VLLM_NIXL_SIDE_CHANNEL_HOST"] for w in workers} == {"10.0.0.1"}
+    assert [w.env["VLLM_NIXL_SIDE_CHANNEL_PORT"] for w in workers] == ["5600", "5601", "5602", "5603"]
+    assert all("--disaggregation-mode" in w.args and w.args[w.args.index("--disaggregation-mode") + 1] == "prefill"
+               for w in workers)
+
+
+def test_a_namespace_across_hosts_needs_each_hosts_nixl_address(tmp_path):
+    errors = validate_inventory(cross_inventory(tmp_path, {"dynamo_nixl_host": "10.0.0.1"}, {}))
+    assert [(e.host, e.key, e.value) for e in errors] == [("d1", "dynamo_nixl_host", None)]
+    assert "namespace 'dynamo' spans p1, d1" in str(errors[0])
+    # one host with both parts keeps localhost
+    values = {"dynamo_worker_mode": "disaggregated"}
+    assert "VLLM_NIXL_SIDE_CHANNEL_HOST" not in plan_workers("lab", profile_of("x86-lab-vm", vllm_cpu_reserved_cores=0,
+                                                                                **values),
+                                                             data(vllm_cpu_reserved_cores=0, **values))[0].env
+
+
+def test_prefill_only_hosts_with_no_decode_in_their_namespace_are_refused(tmp_path):
+    errors = validate_inventory(cross_inventory(tmp_path, {"dynamo_nixl_host": "10.0.0.1"},
+                                                {"dynamo_nixl_host": "10.0.0.2", "dynamo_namespace": "other"}))
+    assert sorted((e.host, e.key) for e in errors) == [("d1", "dynamo_prefill_workers"), ("p1", "dynamo_decode_workers")]

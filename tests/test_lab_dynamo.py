@@ -13,12 +13,14 @@ PyTorch's CPU index.
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
+from armada.health import cpu_ms, cpu_ms_script
 from armada.lab import hosts as lab
 from armada.lab.assets import MODEL_NAME, ensure_assets
 from armada.lab.scenarios import HEALTH_OP, changed_operations
@@ -26,6 +28,7 @@ from conftest import ROOT
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
+SERVE = lab.HOSTS_BY_NAME["armada-serve"]
 SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
 PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
 
@@ -35,8 +38,8 @@ def limits(hosts: str) -> list[str]:
     return [arg for name in hosts.split(",") for arg in ("--limit", name)]
 
 
-def deploy(report, serving, limit="armada-cp,armada-serve2"):
-    env = {**os.environ, "ARMADA_LAB_SERVING": serving}
+def deploy(report, serving, limit="armada-cp,armada-serve2", **env_vars):
+    env = {**os.environ, "ARMADA_LAB_SERVING": serving, **env_vars}
     result = subprocess.run(
         [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", *limits(limit),
          "--data", f"armada_health_report={report}"],
@@ -126,3 +129,41 @@ def test_disaggregated_prefill_and_decode_on_one_host(dynamo_run, tmp_path):
     checks = {c["check"]: c for c in json.loads(report.read_text())[SERVE2.name]["checks"]}
     assert checks["the request went through armada-dynamo-worker@prefill0"]["ok"], checks
     assert {"armada-dynamo-worker@prefill0 active", "armada-dynamo-worker@decode0 active"} <= set(checks)
+
+
+@pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_CROSS"),
+                    reason="opt-in (NIXL on two hosts, ~370 MB each): set ARMADA_LAB_DYNAMO_CROSS=1")
+def test_disaggregated_prefill_on_one_host_decode_on_the_other(dynamo_run, tmp_path):
+    """One Dynamo namespace over both native hosts (ARMADA_LAB_DYNAMO_SPLIT=1 in
+    inventories/local.py): armada-serve's worker only prefills, armada-serve2's
+    only decodes, the KV cache crosses the lab network through NIXL. A request
+    to armada-serve2's frontend (which has no prefill worker of its own) must
+    spend CPU in armada-serve's prefill worker and come back with tokens."""
+    try:
+        result, output = deploy(tmp_path / "cross.json", "dynamo", "armada-cp,armada-serve,armada-serve2",
+                                ARMADA_LAB_DYNAMO_SPLIT="1")
+        report = json.loads((tmp_path / "cross.json").read_text())
+        failed = {name: [c for c in entry["checks"] if not c["ok"]] for name, entry in report.items()}
+        assert result.returncode == 0, (failed, output[-8000:])
+        prefill = {c["check"]: c for c in report[SERVE.name]["checks"]}
+        assert prefill["the request went through armada-dynamo-worker@prefill0"]["ok"], prefill
+        assert "armada-dynamo-worker@decode0 active" in {c["check"] for c in report[SERVE2.name]["checks"]}
+
+        script = f"bash -c {shlex.quote(cpu_ms_script('armada-dynamo-worker@prefill0.service'))}"
+        before = cpu_ms(lab.ssh_exec(SERVE, script)[1])
+        request = urllib.request.Request(
+            f"http://{SERVE2.address}:8080/v1/chat/completions",
+            data=json.dumps({"model": MODEL_NAME, "max_tokens": 8,
+                             "messages": [{"role": "user", "content": "Say hello from two hosts. " * 8}]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=300) as response:
+            body = json.loads(response.read())
+        assert body["choices"][0]["message"]["content"], body
+        after = cpu_ms(lab.ssh_exec(SERVE, script)[1])
+        assert after > before, (before, after)
+    finally:
+        # both hosts back to plain vLLM serving
+        result, output = deploy(tmp_path / "back.json", "vllm", "armada-serve,armada-serve2")
+        assert result.returncode == 0, output[-8000:]

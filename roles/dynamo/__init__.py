@@ -116,6 +116,8 @@ def plan_workers(host_name: str, profile: Profile, data: dict) -> list[Worker]:
                 transfer["kv_buffer_device"] = "cpu"
             args += ["--disaggregation-mode", part, "--kv-transfer-config", json.dumps(transfer, separators=(",", ":"))]
             env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(data["dynamo_nixl_base_port"] + index)
+            if data["dynamo_nixl_host"]:  # workers on other hosts reach this one's side channel
+                env["VLLM_NIXL_SIDE_CHANNEL_HOST"] = data["dynamo_nixl_host"]
         workers.append(Worker(name, part, env, tuple(args + list(data["vllm_extra_args"]))))
     return workers
 

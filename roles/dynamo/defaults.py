@@ -34,8 +34,10 @@ KEYS = (
         "(prefill workers hand the KV cache to decode workers through NIXL)", choices=("aggregated", "disaggregated")),
     Key("dynamo_workers", int, 1, "Aggregated mode: vLLM workers on the host (each with its share of the cores or "
         "GPUs)", check=at_least(1)),
-    Key("dynamo_prefill_workers", int, 1, "Disaggregated mode: prefill workers on the host", check=at_least(1)),
-    Key("dynamo_decode_workers", int, 1, "Disaggregated mode: decode workers on the host", check=at_least(1)),
+    Key("dynamo_prefill_workers", int, 1, "Disaggregated mode: prefill workers on the host (0: this host only "
+        "decodes, its prefill runs on other hosts of the namespace)", check=at_least(0)),
+    Key("dynamo_decode_workers", int, 1, "Disaggregated mode: decode workers on the host (0: this host only "
+        "prefills for decode workers on other hosts)", check=at_least(0)),
     Key("dynamo_discovery_backend", str, "etcd", "Where workers register (DYN_DISCOVERY_BACKEND): 'etcd' (the "
         "control plane's) or 'file' (this host only)", choices=("etcd", "file")),
     Key("dynamo_request_plane", str, "nats", "Frontend -> worker requests (DYN_REQUEST_PLANE): 'nats' or 'tcp'",
@@ -45,6 +47,10 @@ KEYS = (
         check=lambda v: None if re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", v) else "lowercase letters, digits, - and _"),
     Key("dynamo_nixl_base_port", int, 5600, "Disaggregated mode: NIXL side-channel port of the first worker; "
         "worker i uses base + i", check=port),
+    Key("dynamo_nixl_host", str, "", "Disaggregated mode: this host's address its NIXL side channel binds and "
+        "gives the workers of other hosts (VLLM_NIXL_SIDE_CHANNEL_HOST); empty: localhost, enough only when a "
+        "namespace's prefill and decode workers share one host",
+        check=lambda v: None if re.fullmatch(r"[A-Za-z0-9.:-]*", v) else "an IP address or host name"),
     Key("dynamo_ready_timeout", int, 120, "Seconds a worker waits at start for nats and etcd to answer before "
         "it fails (systemd then restarts it)", check=at_least(1)),
 )
