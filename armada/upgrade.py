@@ -34,11 +34,19 @@ class HostResult:
     detail: str = ""
 
 
-def _pyinfra(inventory: str, deploy: str, limit: list[str] | None, report: str, extra: list[str]) -> int:
+def pyinfra_command(inventory: str, deploy: str, limit: list[str] | None, report: str, extra: list[str]) -> list[str]:
+    """pyinfra's command line for one step (pure). One ``--limit`` per host:
+    pyinfra matches each value against host and group names, so "a,b" would
+    match no host at all."""
     command = [os.path.join(os.path.dirname(sys.executable), "pyinfra"), "-y", inventory, deploy,
                "--data", f"armada_health_report={report}", *extra]
-    if limit:
-        command += ["--limit", ",".join(limit)]
+    for name in limit or ():
+        command += ["--limit", name]
+    return command
+
+
+def _pyinfra(inventory: str, deploy: str, limit: list[str] | None, report: str, extra: list[str]) -> int:
+    command = pyinfra_command(inventory, deploy, limit, report, extra)
     print("+ " + " ".join(command), flush=True)
     return subprocess.run(command).returncode
 

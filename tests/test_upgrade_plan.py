@@ -1,6 +1,6 @@
 """Pure pieces of day-2: batches, and which installs are pruned."""
 
-from armada.upgrade import batches
+from armada.upgrade import batches, pyinfra_command
 from roles.vllm_service import installs_to_prune
 
 
@@ -14,3 +14,19 @@ def test_prune_keeps_serving_previous_and_newest():
     assert installs_to_prune(installs, {"/v/new", "/v/old-serving"}, 3) == ["/v/c", "/v/d"]
     assert installs_to_prune(installs, {"/v/d"}, 2) == ["/v/b", "/v/c", "/v/old-serving"]
     assert installs_to_prune(["/v/a"], {"/v/a"}, 3) == []
+
+
+def test_a_batch_of_two_hosts_limits_pyinfra_to_both(tmp_path):
+    """pyinfra's own limit code says which hosts a batch's command line
+    reaches: both hosts of the batch, not the third (pyinfra matches each
+    --limit value as one host or group name: "h1,h2" would match none)."""
+    from pyinfra_cli.cli import _apply_inventory_limit
+
+    from armada.inventory import load_inventory
+
+    path = tmp_path / "inv.py"
+    path.write_text('serving = (["h1", "h2", "h3"], {})\n')
+    command = pyinfra_command(str(path), "deploys/llm.py", ["h1", "h2"], str(tmp_path / "r.json"), [])
+    limits = [command[i + 1] for i, arg in enumerate(command) if arg == "--limit"]
+    assert sorted(h.name for h in _apply_inventory_limit(load_inventory(str(path)), limits)) == ["h1", "h2"]
+    assert pyinfra_command(str(path), "deploys/upgrade.py", None, "r.json", []).count("--limit") == 0
