@@ -194,7 +194,8 @@ def run_health_checks(host, inventory, profile: Profile) -> None:
     print(f"\n--> Health of {host.name}\n{health.render_table(checks)}\n", flush=True)
     failed = [c for c in checks if not c.ok]
     if failed:
-        raise RuntimeError(f"{host.name}: {len(failed)} health check(s) failed: " + "; ".join(c.check for c in failed))
+        raise RuntimeError(f"{host.name}: {len(failed)} health check(s) failed: "
+                           + "; ".join(f"{c.check} (seen: {c.seen[-160:]})" for c in failed))
 
 
 def schedule_health_checks(host, inventory, profile: Profile) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 from dataclasses import asdict, dataclass
 
 from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
@@ -54,12 +55,32 @@ def _http_json(host, url: str, body: dict | None = None, retries: int = 0, heade
         return False, text[-300:]
 
 
+def _http_json_until(host, url: str, good, retries: int, settle: int = 15) -> tuple[bool, dict | str]:
+    """``_http_json`` until ``good(answer)``: curl retries a refused connection
+    ``retries`` times, then an answer that is not yet good is asked again,
+    ``settle`` times a second apart. nats' /healthz answers 503 "failed to be
+    ready for connections after 1ms" when the server, busy, misses the 1 ms it
+    gives its own readiness probe (nats-server server.go readyForConnections;
+    seen on the 2-core CI lab with two vLLMs loading), and etcd's /health is
+    false until it has a leader: a single answer is not the host's state."""
+    ok, answer = _http_json(host, url, retries=retries)
+    for _ in range(settle):
+        if ok and good(answer):
+            return True, answer
+        time.sleep(1)
+        ok, answer = _http_json(host, url)
+    return ok and good(answer), answer
+
+
+def _shown(answer) -> str:
+    return json.dumps(answer) if isinstance(answer, dict) else answer
+
+
 def nats_checks(host, data: dict) -> list[Check]:
     monitor = f"http://127.0.0.1:{data['nats_monitor_port']}"
     checks = [_unit_active(host, "armada-nats")]
-    ok, health = _http_json(host, f"{monitor}/healthz", retries=30)
-    checks.append(Check(host.name, "nats /healthz", ok and isinstance(health, dict) and health.get("status") == "ok",
-                        json.dumps(health) if isinstance(health, dict) else health))
+    ok, health = _http_json_until(host, f"{monitor}/healthz", _nats_healthy, retries=30)
+    checks.append(Check(host.name, "nats /healthz", ok, _shown(health)))
     ok, jsz = _http_json(host, f"{monitor}/jsz")
     enabled = ok and isinstance(jsz, dict) and not jsz.get("disabled") and "config" in jsz
     seen = f"store_dir={jsz['config'].get('store_dir')}" if enabled else str(jsz)[:200]
@@ -73,6 +94,14 @@ def nats_checks(host, data: dict) -> list[Check]:
         checks.append(Check(host.name, f"nats accepts {data['nats_user']} with its password",
                             reply.endswith("PONG"), reply[-120:]))
     return checks
+
+
+def _nats_healthy(answer) -> bool:
+    return isinstance(answer, dict) and answer.get("status") == "ok"
+
+
+def _etcd_healthy(answer) -> bool:
+    return isinstance(answer, dict) and answer.get("health") == "true"
 
 
 def _nats_connect(host, address: str, port: int, user: str | None = None, password_file: str | None = None) -> str:
@@ -95,9 +124,9 @@ def _nats_connect(host, address: str, port: int, user: str | None = None, passwo
 
 def etcd_checks(host, data: dict) -> list[Check]:
     checks = [_unit_active(host, "armada-etcd")]
-    ok, health = _http_json(host, f"http://127.0.0.1:{data['etcd_client_port']}/health", retries=30)
-    checks.append(Check(host.name, "etcd endpoint health", ok and isinstance(health, dict)
-                        and health.get("health") == "true", json.dumps(health) if isinstance(health, dict) else health))
+    ok, health = _http_json_until(host, f"http://127.0.0.1:{data['etcd_client_port']}/health", _etcd_healthy,
+                                  retries=30)
+    checks.append(Check(host.name, "etcd endpoint health", ok, _shown(health)))
     if data["etcd_password_file"]:
         url = f"http://127.0.0.1:{data['etcd_client_port']}"
         ok, seen = _etcd_read(host, url)
@@ -132,9 +161,8 @@ def _etcd_read(host, url: str, password_file: str | None = None, body: dict | No
 def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict) -> list[Check]:
     """This host reaches its control plane's nats and etcd, as a Dynamo worker
     would: with the credentials its data names when the control plane asks for them."""
-    ok, health = _http_json(host, f"{etcd_url}/health", retries=10)
-    checks = [Check(host.name, f"reaches etcd {etcd_url}", ok and isinstance(health, dict)
-                    and health.get("health") == "true", json.dumps(health) if isinstance(health, dict) else health)]
+    ok, health = _http_json_until(host, f"{etcd_url}/health", _etcd_healthy, retries=10)
+    checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, _shown(health))]
     if data["etcd_password_file"]:
         ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"])
         checks.append(Check(host.name, f"authenticates to etcd {etcd_url}", ok, seen[-120:]))

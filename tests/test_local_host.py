@@ -118,3 +118,59 @@ def test_venv_distributions_keep_local_labels(local_host, torch_venv, tmp_path):
     assert installed["torch"] == "2.13.0+cpu"  # pip freeze parsers lose "+cpu"
     assert not any(name.lower().startswith("nvidia-") for name in installed)
     assert local_host.get_fact(facts.VenvDistributions, venv=str(tmp_path / "none")) == {}
+
+
+def _answering(replies):
+    """A real HTTP server on loopback answering ``replies`` (status, body) in
+    turn, the last one forever. Returns (url, server)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    served = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = replies[min(len(served), len(replies) - 1)]
+            served.append(status)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.served = served
+    return f"http://127.0.0.1:{server.server_address[1]}/healthz", server
+
+
+# what nats-server 2.9 answers when busy: its readiness probe gives itself 1 ms
+BUSY_NATS = (503, {"status": "error", "error": "failed to be ready for connections after 1ms: "})
+
+
+def test_a_moment_of_503_is_asked_again_not_reported(local_host):
+    from armada import health
+
+    url, server = _answering([BUSY_NATS, BUSY_NATS, (200, {"status": "ok"})])
+    try:
+        ok, seen = health._http_json_until(local_host, url, health._nats_healthy, retries=3)
+    finally:
+        server.shutdown()
+    assert ok and seen == {"status": "ok"}
+    assert server.served == [503, 503, 200]
+
+
+def test_a_lasting_503_is_reported_with_what_was_seen(local_host):
+    from armada import health
+
+    url, server = _answering([BUSY_NATS])
+    try:
+        ok, seen = health._http_json_until(local_host, url, health._nats_healthy, retries=3, settle=2)
+    finally:
+        server.shutdown()
+    assert not ok and seen["error"].startswith("failed to be ready")
+    assert server.served == [503, 503, 503]
