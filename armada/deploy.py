@@ -212,7 +212,25 @@ def apply_roles(host, inventory, profile: Profile, skip: tuple[str, ...] = ()) -
     from armada.role_support import role_data
 
     for module in role_modules(role_data(host), skip):
-        importlib.import_module(module).apply(profile)
+        # pyinfra names an operation by the line numbers of its call stack below
+        # the deploy file, not by file: every role is called from the line
+        # above, so roles' operations on equal lines shared an identity. A host
+        # that skipped one (an install already done) then moved the next onto
+        # it, and hosts in different states made the run's order circular
+        # ("Cycle detected in operation ordering DAG"). The role's fixed place
+        # joins the identity (pyinfra appends host.loop_position to it).
+        host.loop_position.append(role_identity(module))
+        try:
+            importlib.import_module(module).apply(profile)
+        finally:
+            host.loop_position.pop()
+
+
+def role_identity(module: str) -> int:
+    """A role module's place among all of them (pure, the same on every host)."""
+    from roles.base.defaults import ALL_ROLES
+
+    return [f"roles.{role}" for role in ALL_ROLES + ("dynamo",)].index(module)
 
 
 def role_modules(data: dict, skip: tuple[str, ...] = ()) -> list[str]:

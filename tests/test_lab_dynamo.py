@@ -131,6 +131,24 @@ def test_disaggregated_prefill_and_decode_on_one_host(dynamo_run, tmp_path):
     assert {"armada-dynamo-worker@prefill0 active", "armada-dynamo-worker@decode0 active"} <= set(checks)
 
 
+def test_hosts_in_different_states_order_their_operations(dynamo_run):
+    """The cross-host split prepared (--dry, without -y: pyinfra then orders
+    every host's operations) while armada-serve2 already has Dynamo installed
+    and armada-serve does not: a host that skips an install must not make the
+    run's operation order circular (it did: roles' operations were identified
+    by line numbers alone, so a skipped install in one role shifted another
+    role's operation onto its identity)."""
+    env = {**os.environ, "ARMADA_LAB_SERVING": "dynamo", "ARMADA_LAB_DYNAMO_SPLIT": "1"}
+    result = subprocess.run(
+        [PYINFRA, "--dry", "inventories/local.py", "deploys/llm.py", *limits("armada-cp,armada-serve,armada-serve2")],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env, stdin=subprocess.DEVNULL,
+    )
+    output = result.stdout + result.stderr
+    assert "Cycle detected" not in output, output[-3000:]
+    assert result.returncode == 0, output[-3000:]
+    assert "Dynamo worker prefill0 env" in output and "Dynamo worker decode0 env" in output, output[-3000:]
+
+
 @pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_CROSS"),
                     reason="opt-in (NIXL on two hosts, ~370 MB each): set ARMADA_LAB_DYNAMO_CROSS=1")
 def test_disaggregated_prefill_on_one_host_decode_on_the_other(dynamo_run, tmp_path):
