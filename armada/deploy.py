@@ -129,14 +129,20 @@ def check_disks(host, data: dict) -> None:
 
 
 def check_secrets(host, data: dict) -> None:
-    """Every secret file the host's data names exists on the host and holds one usable secret."""
-    from armada.facts import SecretFile
-    from armada.schema import SECRET_FILE_KEYS
+    """Every secret file the host's data names exists on the host and holds one
+    usable secret; every TLS file holds a PEM block of its kind."""
+    from armada.facts import PemFile, SecretFile
+    from armada.schema import SECRET_FILE_KEYS, TLS_FILE_KEYS
 
     errors = []
     for key in SECRET_FILE_KEYS:
         if data[key]:
             problem = host.get_fact(SecretFile, path=data[key], service_user=data["armada_user"])
+            if problem:
+                errors.append(DataError(host.name, key, data[key], problem))
+    for key, kind in TLS_FILE_KEYS.items():
+        if data[key]:
+            problem = host.get_fact(PemFile, path=data[key], kind=kind, service_user=data["armada_user"])
             if problem:
                 errors.append(DataError(host.name, key, data[key], problem))
     stop_on(errors, "unusable secret file(s)")
@@ -160,7 +166,7 @@ def prepare(host, inventory) -> Profile:
 def run_health_checks(host, inventory, profile: Profile) -> None:
     """Health of one host after the run (called through python.call)."""
     from armada import health
-    from armada.role_support import client_address, control_plane_host, role_data
+    from armada.role_support import control_plane_host, etcd_url, nats_url, role_data
 
     data = role_data(host)
     roles = data["armada_roles"]
@@ -170,21 +176,21 @@ def run_health_checks(host, inventory, profile: Profile) -> None:
     if "etcd" in roles:
         checks += health.etcd_checks(host, data)
     control_plane = control_plane_host(host, inventory)
-    cp = role_data(control_plane)
-    etcd_url = f"http://{client_address(cp['etcd_listen'], control_plane)}:{cp['etcd_client_port']}"
-    if control_plane is not host and "vllm_service" in roles:
-        checks += health.control_plane_checks(
-            host, f"nats://{client_address(cp['nats_listen'], control_plane)}:{cp['nats_port']}", etcd_url, data)
+    cp_etcd = etcd_url(control_plane)
     if "vllm_service" in roles:
         from roles.model import model_name
         from roles.vllm import current_link
+
+        if control_plane is not host:
+            checks += health.control_plane_checks(host, nats_url(control_plane), cp_etcd, data,
+                                                  python=f"{current_link(data)}/bin/python")
 
         # what really serves: the install `current` points at
         if data["armada_serving"] == "dynamo":
             from roles.dynamo import plan_workers
 
             checks += health.dynamo_checks(host, data, profile, current_link(data), model_name(data),
-                                           plan_workers(host.name, profile, data), etcd_url, data["vllm_ready_timeout"])
+                                           plan_workers(host.name, profile, data), cp_etcd, data["vllm_ready_timeout"])
         else:
             checks += health.vllm_checks(host, data, profile, current_link(data), model_name(data),
                                          data["vllm_ready_timeout"])

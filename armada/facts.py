@@ -241,13 +241,25 @@ class SecretFile(FactBase):
         return parsers.secret_file_problem("\n".join(output))
 
 
+class PemFile(FactBase):
+    """Whether a TLS file on the host is usable: a problem sentence or None
+    (see parsers.pem_file_command). Nothing of the file leaves the host."""
+
+    def command(self, path: str, kind: str, service_user: str = "armada"):
+        return parsers.pem_file_command(path, kind, service_user)
+
+    def process(self, output):
+        return parsers.secret_file_problem("\n".join(output))
+
+
 class EtcdAuth(FactBase):
     """Whether the etcd at ``endpoint`` (from the host itself) has auth
-    enabled: 'enabled', 'disabled' or 'unreachable' (see parsers.etcd_auth_state)."""
+    enabled: 'enabled', 'disabled' or 'unreachable' (see parsers.etcd_auth_state).
+    ``ca_file``: the CA that etcd's https certificate is checked against."""
 
-    def command(self, endpoint: str):
+    def command(self, endpoint: str, ca_file: str | None = None):
         url = shlex.quote(endpoint.rstrip("/") + "/v3/kv/range")
-        return f"curl -sS --max-time 10 --noproxy '*' -X POST -d '{{\"key\":\"YQ==\"}}' {url} 2>&1; true"
+        return f"{parsers.etcd_curl(ca_file)} -d '{{\"key\":\"YQ==\"}}' {url} 2>&1; true"
 
     def process(self, output):
         return parsers.etcd_auth_state("\n".join(output))

@@ -33,11 +33,14 @@ def _unit_active(host, unit: str) -> Check:
 
 
 def _http_json(host, url: str, body: dict | None = None, retries: int = 0, headers=(),
-               bearer_file: str | None = None) -> tuple[bool, dict | str]:
+               bearer_file: str | None = None, cacert: str | None = None) -> tuple[bool, dict | str]:
     """curl on the host. ``bearer_file``: a file on the host holding a token,
     sent as ``Authorization: Bearer`` through curl's stdin, so the secret is
-    never on a command line (nor in pyinfra's output)."""
+    never on a command line (nor in pyinfra's output). ``cacert``: the CA file
+    (on the host) an https server's certificate is checked against."""
     extra = " ".join(f"-H {shlex.quote(h)}" for h in headers)
+    if cacert:
+        extra += f" --cacert {shlex.quote(cacert)}"
     if body is not None:
         extra += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
     curl = f"curl -sS --max-time 120 --noproxy '*' {extra} {shlex.quote(url)}"
@@ -55,7 +58,8 @@ def _http_json(host, url: str, body: dict | None = None, retries: int = 0, heade
         return False, text[-300:]
 
 
-def _http_json_until(host, url: str, good, retries: int, settle: int = 15) -> tuple[bool, dict | str]:
+def _http_json_until(host, url: str, good, retries: int, settle: int = 15,
+                     cacert: str | None = None) -> tuple[bool, dict | str]:
     """``_http_json`` until ``good(answer)``: curl retries a refused connection
     ``retries`` times, then an answer that is not yet good is asked again,
     ``settle`` times a second apart. nats' /healthz answers 503 "failed to be
@@ -63,12 +67,12 @@ def _http_json_until(host, url: str, good, retries: int, settle: int = 15) -> tu
     gives its own readiness probe (nats-server server.go readyForConnections;
     seen on the 2-core CI lab with two vLLMs loading), and etcd's /health is
     false until it has a leader: a single answer is not the host's state."""
-    ok, answer = _http_json(host, url, retries=retries)
+    ok, answer = _http_json(host, url, retries=retries, cacert=cacert)
     for _ in range(settle):
         if ok and good(answer):
             return True, answer
         time.sleep(1)
-        ok, answer = _http_json(host, url)
+        ok, answer = _http_json(host, url, cacert=cacert)
     return ok and good(answer), answer
 
 
@@ -85,8 +89,14 @@ def nats_checks(host, data: dict) -> list[Check]:
     enabled = ok and isinstance(jsz, dict) and not jsz.get("disabled") and "config" in jsz
     seen = f"store_dir={jsz['config'].get('store_dir')}" if enabled else str(jsz)[:200]
     checks.append(Check(host.name, "nats JetStream enabled", enabled, seen))
-    if data["nats_password_file"]:
-        address = "127.0.0.1" if data["nats_listen"] in ("0.0.0.0", "::") else data["nats_listen"]
+    address = "127.0.0.1" if data["nats_listen"] in ("0.0.0.0", "::") else data["nats_listen"]
+    if data["nats_tls_cert_file"]:
+        # a plaintext client is told to speak TLS and let go; the password is
+        # then checked over TLS by the hosts using this nats (control_plane_checks)
+        reply = _nats_connect(host, address, data["nats_port"])
+        checks.append(Check(host.name, "nats requires TLS of every client",
+                            " | tls_required" in reply and not reply.endswith("PONG"), reply[-160:]))
+    elif data["nats_password_file"]:
         reply = _nats_connect(host, address, data["nats_port"])
         checks.append(Check(host.name, "nats refuses a client without the password",
                             "Authorization Violation" in reply, reply[-120:]))
@@ -94,6 +104,51 @@ def nats_checks(host, data: dict) -> list[Check]:
         checks.append(Check(host.name, f"nats accepts {data['nats_user']} with its password",
                             reply.endswith("PONG"), reply[-120:]))
     return checks
+
+
+# A TLS nats client, run by python on the host: nats sends INFO in the clear,
+# then the client upgrades the connection (ssl, checked against the CA file),
+# sends CONNECT (with the user and the password read from its file, never in
+# argv) and PING. Prints the INFO banner's start and the server's reply.
+NATS_TLS_PROBE = r"""
+import json, socket, ssl, sys
+address, port, ca, user, password_file = sys.argv[1:6]
+raw = socket.create_connection((address, int(port)), timeout=10)
+info = b""
+while not info.endswith(b"\r\n"):
+    chunk = raw.recv(1)
+    if not chunk:
+        break
+    info += chunk
+print(info.decode()[:60].strip())
+try:
+    conn = ssl.create_default_context(cafile=ca or None).wrap_socket(raw, server_hostname=address)
+except (ssl.SSLError, OSError) as exc:
+    print("TLS refused:", exc)
+    sys.exit(0)
+request = {"verbose": False, "pedantic": False, "tls_required": True}
+if user:
+    request.update({"user": user, "pass": open(password_file).read().strip()})
+conn.sendall(b"CONNECT " + json.dumps(request).encode() + b"\r\nPING\r\n")
+reply = b""
+try:
+    while b"PONG" not in reply and b"-ERR" not in reply:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+except (ssl.SSLError, OSError):
+    pass
+print(" | ".join(line for line in reply.decode(errors="replace").splitlines() if line.strip()) or "closed")
+"""
+
+
+def _nats_tls_connect(host, python: str, address: str, port: int, ca_file: str | None,
+                      user: str | None = None, password_file: str | None = None) -> str:
+    script = f"{shlex.quote(python)} -c {shlex.quote(NATS_TLS_PROBE)} " + " ".join(
+        shlex.quote(str(a)) for a in (address, port, ca_file or "", user or "", password_file or ""))
+    _, seen = run_quiet(host, f"timeout 30 {script}")
+    return " | ".join(line.strip() for line in seen.splitlines() if line.strip())
 
 
 def _nats_healthy(answer) -> bool:
@@ -116,6 +171,7 @@ def _nats_connect(host, address: str, port: int, user: str | None = None, passwo
         connect += f' "$(cat {shlex.quote(password_file)})"'
     script = (
         f"exec 3<>/dev/tcp/{address}/{port} || exit 1; read -r -t 10 info <&3; echo \"${{info:0:60}}\"; "
+        "[[ $info == *'\"tls_required\":true'* ]] && echo tls_required; "
         f"{connect} >&3; read -r -t 10 reply <&3; echo \"${{reply%$'\\r'}}\""
     )
     _, seen = run_quiet(host, f"timeout 20 bash -c {shlex.quote(script)}")
@@ -124,27 +180,31 @@ def _nats_connect(host, address: str, port: int, user: str | None = None, passwo
 
 def etcd_checks(host, data: dict) -> list[Check]:
     checks = [_unit_active(host, "armada-etcd")]
-    ok, health = _http_json_until(host, f"http://127.0.0.1:{data['etcd_client_port']}/health", _etcd_healthy,
-                                  retries=30)
+    ca = data["etcd_tls_ca_file"] if data["etcd_tls_cert_file"] else None
+    url = f"{'https' if ca else 'http'}://127.0.0.1:{data['etcd_client_port']}"
+    ok, health = _http_json_until(host, f"{url}/health", _etcd_healthy, retries=30, cacert=ca)
     checks.append(Check(host.name, "etcd endpoint health", ok, _shown(health)))
+    if ca:
+        _, seen = run_quiet(host, f"curl -sS --max-time 10 --noproxy '*' http://127.0.0.1:{data['etcd_client_port']}/health")
+        checks.append(Check(host.name, "etcd answers plain http with no health", '"health"' not in seen, seen[-120:]))
     if data["etcd_password_file"]:
-        url = f"http://127.0.0.1:{data['etcd_client_port']}"
-        ok, seen = _etcd_read(host, url)
+        ok, seen = _etcd_read(host, url, ca_file=ca)
         checks.append(Check(host.name, "etcd refuses a request without credentials", "user name is empty" in seen,
                             seen[-120:]))
-        ok, seen = _etcd_read(host, url, data["etcd_password_file"])
+        ok, seen = _etcd_read(host, url, data["etcd_password_file"], ca_file=ca)
         checks.append(Check(host.name, "etcd root authenticates and reads", ok, seen[-120:]))
     return checks
 
 
-def _etcd_read(host, url: str, password_file: str | None = None, body: dict | None = None) -> tuple[bool, str]:
+def _etcd_read(host, url: str, password_file: str | None = None, body: dict | None = None,
+               ca_file: str | None = None) -> tuple[bool, str]:
     """A v3 range read at ``url`` (``body``: the range request; default one
     key): anonymous, or as root with the password in ``password_file`` (sent
     through curl's stdin; the token it gets never leaves the host).
     ``(read ok, what etcd said)``."""
-    from armada.parsers import ETCD_CURL, etcd_login_body
+    from armada.parsers import etcd_curl, etcd_login_body
 
-    curl = ETCD_CURL
+    curl = etcd_curl(ca_file)
     request = json.dumps(body or {"key": "YQ=="})
     read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
     if password_file:
@@ -158,16 +218,33 @@ def _etcd_read(host, url: str, password_file: str | None = None, body: dict | No
     return ok and '"header"' in seen and "error" not in seen, seen
 
 
-def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict) -> list[Check]:
+def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python: str) -> list[Check]:
     """This host reaches its control plane's nats and etcd, as a Dynamo worker
-    would: with the credentials its data names when the control plane asks for them."""
-    ok, health = _http_json_until(host, f"{etcd_url}/health", _etcd_healthy, retries=10)
+    would: with the credentials its data names when the control plane asks for
+    them, over TLS (checked against this host's CA files) when it speaks TLS.
+    ``python``: an interpreter on the host (the serving venv's) for the TLS client."""
+    etcd_ca = data["etcd_tls_ca_file"] if etcd_url.startswith("https:") else None
+    ok, health = _http_json_until(host, f"{etcd_url}/health", _etcd_healthy, retries=10, cacert=etcd_ca)
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, _shown(health))]
     if data["etcd_password_file"]:
-        ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"])
+        ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"], ca_file=etcd_ca)
         checks.append(Check(host.name, f"authenticates to etcd {etcd_url}", ok, seen[-120:]))
-    address, port = nats_url.removeprefix("nats://").rsplit(":", 1)
-    if data["nats_password_file"]:
+    scheme, rest = nats_url.split("://", 1)
+    address, port = rest.rsplit(":", 1)
+    if scheme == "tls":
+        ca = data["nats_tls_ca_file"]
+        if data["nats_password_file"]:
+            seen = _nats_tls_connect(host, python, address, int(port), ca)
+            checks.append(Check(host.name, f"nats over TLS refuses a client without the password {nats_url}",
+                                "Authorization Violation" in seen, seen[-160:]))
+            seen = _nats_tls_connect(host, python, address, int(port), ca, data["nats_user"],
+                                     data["nats_password_file"])
+            checks.append(Check(host.name, f"authenticates to nats over TLS {nats_url}", seen.endswith("PONG"),
+                                seen[-160:]))
+        else:
+            seen = _nats_tls_connect(host, python, address, int(port), ca)
+            checks.append(Check(host.name, f"reaches nats over TLS {nats_url}", seen.endswith("PONG"), seen[-160:]))
+    elif data["nats_password_file"]:
         seen = _nats_connect(host, address, int(port), data["nats_user"], data["nats_password_file"])
         checks.append(Check(host.name, f"authenticates to nats {nats_url}", seen.endswith("PONG"), seen[-120:]))
     else:
@@ -294,7 +371,8 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
         end = prefix[:-1] + bytes([prefix[-1] + 1])
         ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"],
                               {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
-                               "keys_only": True})
+                               "keys_only": True},
+                              ca_file=data["etcd_tls_ca_file"] if etcd_url.startswith("https:") else None)
         try:
             keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(seen).get("kvs", [])]
         except ValueError:

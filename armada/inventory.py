@@ -94,6 +94,8 @@ def validate_inventory(inventory: Inventory) -> list[DataError]:
                 "host keys unchecked: anyone on the path can impersonate the host; use 'yes' with known_hosts, "
                 "or pyinfra's default 'accept-new', or set armada_allow_unverified_ssh: true (throwaway labs only)",
             ))
+        if not host_errors:
+            host_errors.extend(tls_gaps(host.name, data))
         if not host_errors and control_plane and control_plane in names and control_plane != host.name:
             cp_data = host_data(inventory.get_host(control_plane))
             host_errors.extend(_credential_gaps(host.name, data, control_plane, cp_data))
@@ -137,9 +139,31 @@ def disaggregation_gaps(hosts: list[tuple[str, Mapping[str, Any]]]) -> list[Data
     return gaps
 
 
-def _credential_gaps(name: str, data: Mapping[str, Any], cp_name: str, cp: Mapping[str, Any]) -> list[DataError]:
-    """A host using a control plane whose nats or etcd needs a password must have that password too."""
+def tls_gaps(name: str, data: Mapping[str, Any]) -> list[DataError]:
+    """TLS of nats and etcd on one host (pure): a certificate comes with its
+    key, and etcd's own checks and auth setup need the CA its certificate is
+    checked against."""
     gaps = []
+    for service in ("nats", "etcd"):
+        cert, key = f"{service}_tls_cert_file", f"{service}_tls_key_file"
+        for have, missing in ((cert, key), (key, cert)):
+            if data.get(have) and not data.get(missing):
+                gaps.append(DataError(name, missing, None, f"{have} is set: {service} TLS needs both the "
+                                      "certificate and its key (files on the host)"))
+    if data.get("etcd_tls_cert_file") and not data.get("etcd_tls_ca_file"):
+        gaps.append(DataError(name, "etcd_tls_ca_file", None, "etcd_tls_cert_file is set: name the CA file its "
+                              "certificate is checked against (this host's own checks use it)"))
+    return gaps
+
+
+def _credential_gaps(name: str, data: Mapping[str, Any], cp_name: str, cp: Mapping[str, Any]) -> list[DataError]:
+    """A host using a control plane whose nats or etcd needs a password must have
+    that password too, and the CA of one that speaks TLS."""
+    gaps = []
+    for key, service in (("nats_tls_ca_file", "nats"), ("etcd_tls_ca_file", "etcd")):
+        if cp.get(f"{service}_tls_cert_file") and not data.get(key):
+            gaps.append(DataError(name, key, None, f"{cp_name}'s {service} speaks TLS: set {key} to the path of "
+                                  "the CA file (on this host) its certificate is checked against"))
     for key, service in (("nats_password_file", "nats"), ("etcd_password_file", "etcd")):
         if cp.get(key) and not data.get(key):
             gaps.append(DataError(name, key, None, f"{cp_name}'s {service} requires a password: set {key} to "

@@ -858,6 +858,23 @@ def disk_problem(space: DiskSpace | None, path: str, needed: int | None) -> str 
 SECRET_CHARS = "A-Za-z0-9._~+/=:@-"
 
 
+def _folders_let_through(f: str, user: str) -> str:
+    """Shell that echoes ``closed-folder DIR MODE`` and exits when a folder above
+    the (quoted) path ``f`` does not let ``user`` through."""
+    return (
+        f"d=$(dirname {f}); while :; do m=$(stat -c %a \"$d\"); o=$(stat -c %U \"$d\"); "
+        f"case $m in *[1357]) ;; *) [ \"$o\" = {user} ] || {{ echo \"closed-folder $d $m\"; exit 0; }};; esac; "
+        "[ \"$d\" = / ] && break; d=$(dirname \"$d\"); done; "
+    )
+
+
+def _plain_file_checks(f: str) -> str:
+    """The start of an if-chain on the (quoted) path ``f``: it exists, is a
+    regular file, readable, not empty."""
+    return (f"if [ ! -e {f} ]; then echo missing; elif [ ! -f {f} ]; then echo not-a-file; "
+            f"elif [ ! -r {f} ]; then echo unreadable; elif [ ! -s {f} ]; then echo empty; ")
+
+
 def secret_file_command(path: str, service_user: str = "armada") -> str:
     """Shell that says what a secret file is like, never what it holds. The
     service user reads it (armada hands the file over): every folder above it
@@ -865,16 +882,26 @@ def secret_file_command(path: str, service_user: str = "armada") -> str:
     import shlex
 
     f, user = shlex.quote(path), shlex.quote(service_user)
-    folders = (
-        f"d=$(dirname {f}); while :; do m=$(stat -c %a \"$d\"); o=$(stat -c %U \"$d\"); "
-        f"case $m in *[1357]) ;; *) [ \"$o\" = {user} ] || {{ echo \"closed-folder $d $m\"; exit 0; }};; esac; "
-        "[ \"$d\" = / ] && break; d=$(dirname \"$d\"); done; "
-    )
     return (
-        f"if [ ! -e {f} ]; then echo missing; elif [ ! -f {f} ]; then echo not-a-file; "
-        f"elif [ ! -r {f} ]; then echo unreadable; elif [ ! -s {f} ]; then echo empty; "
-        f"elif [ \"$(grep -c '' {f})\" -gt 1 ]; then echo multiline; "
-        f"elif LC_ALL=C grep -q '[^{SECRET_CHARS}]' {f}; then echo unsafe; else {folders}echo ok; fi"
+        _plain_file_checks(f) + f"elif [ \"$(grep -c '' {f})\" -gt 1 ]; then echo multiline; "
+        f"elif LC_ALL=C grep -q '[^{SECRET_CHARS}]' {f}; then echo unsafe; else {_folders_let_through(f, user)}echo ok; fi"
+    )
+
+
+# what a TLS file of each kind must hold (its PEM block's first line)
+PEM_KINDS = {"certificate": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN [A-Z ]*PRIVATE KEY-----"}
+
+
+def pem_file_command(path: str, kind: str, service_user: str = "armada") -> str:
+    """Shell that says whether a TLS file is usable (``kind``: 'certificate'
+    or 'key'), never what it holds: a regular file the deploy user reads,
+    holding a PEM block of that kind, below folders the service user passes."""
+    import shlex
+
+    f, user = shlex.quote(path), shlex.quote(service_user)
+    return (
+        _plain_file_checks(f) + f"elif ! grep -q -- {shlex.quote('^' + PEM_KINDS[kind] + '$')} {f}; then echo not-{kind}; "
+        f"else {_folders_let_through(f, user)}echo ok; fi"
     )
 
 
@@ -897,6 +924,9 @@ def secret_file_problem(output: str) -> str | None:
         _, folder, mode = word.split(" ", 2)
         return (f"the folder {folder} (mode {mode}) does not let the service user through to the file: "
                 "make it searchable (chmod o+x, e.g. 0711)")
+    for kind in PEM_KINDS:
+        if word == f"not-{kind}":
+            return f"the file on the host holds no PEM {kind} (a '{PEM_KINDS[kind].replace('[A-Z ]*', '')}' block)"
     return _SECRET_PROBLEMS.get(word, f"could not inspect the file: {output.strip()[-200:]!r}")
 
 
@@ -912,6 +942,14 @@ def etcd_auth_state(output: str) -> str:
 ETCD_CURL = "curl -sS --max-time 20 --noproxy '*' -X POST"
 
 
+def etcd_curl(ca_file: str | None = None) -> str:
+    """curl for etcd's v3 JSON API; over https it checks etcd's certificate
+    against ``ca_file``."""
+    import shlex
+
+    return ETCD_CURL + (f" --cacert {shlex.quote(ca_file)}" if ca_file else "")
+
+
 def etcd_login_body(password_file: str, user: str = "root") -> str:
     """Shell that prints etcd's JSON login body for ``user`` with the password in
     ``password_file``, for a pipe into ``curl -d @-``: printf is a shell
@@ -921,7 +959,7 @@ def etcd_login_body(password_file: str, user: str = "root") -> str:
     return f"printf '{{\"name\":\"{user}\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\""
 
 
-def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root") -> str:
+def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root", ca_file: str | None = None) -> str:
     """bash that creates etcd's root user with the password in ``password_file``
     (read on the host, sent in the request body through curl's stdin: never on
     a command line), grants it the root role and enables auth. Idempotent:
@@ -929,9 +967,10 @@ def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root
     import shlex
 
     base = endpoint.rstrip("/")
-    curl = ETCD_CURL
+    curl = etcd_curl(ca_file)
+    cacert = f" --cacert {shlex.quote(ca_file)}" if ca_file else ""
     return "\n".join([
-        f"for i in $(seq 60); do curl -sf --noproxy '*' {shlex.quote(base + '/health')} >/dev/null && break; sleep 1; done",
+        f"for i in $(seq 60); do curl -sf --noproxy '*'{cacert} {shlex.quote(base + '/health')} >/dev/null && break; sleep 1; done",
         f"state=$({curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(base + '/v3/kv/range')})",
         'case "$state" in *"user name is empty"*) echo "etcd auth already enabled"; exit 0;; esac',
         f"{etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(base + '/v3/auth/user/add')}; echo",

@@ -81,6 +81,20 @@ def control_plane_host(host, inventory):
     return inventory.get_host(name) if name else host
 
 
+def nats_url(control_plane) -> str:
+    """Where clients on other hosts reach ``control_plane``'s nats: tls:// when it speaks TLS."""
+    data = role_data(control_plane)
+    scheme = "tls" if data["nats_tls_cert_file"] else "nats"
+    return f"{scheme}://{client_address(data['nats_listen'], control_plane)}:{data['nats_port']}"
+
+
+def etcd_url(control_plane) -> str:
+    """Where clients on other hosts reach ``control_plane``'s etcd: https when it speaks TLS."""
+    data = role_data(control_plane)
+    scheme = "https" if data["etcd_tls_cert_file"] else "http"
+    return f"{scheme}://{client_address(data['etcd_listen'], control_plane)}:{data['etcd_client_port']}"
+
+
 def client_address(listen: str, inventory_host) -> str:
     """Where clients on other hosts connect to a service bound to ``listen``."""
     if listen in ("0.0.0.0", "::"):

@@ -36,6 +36,12 @@ ROLE_MODULES = (
 # armada); made 0600 for the service user by the base role, checked before
 # any change.
 SECRET_FILE_KEYS = ("vllm_api_key_file", "model_hub_token_file", "nats_password_file", "etcd_password_file")
+# TLS files on the host, by what each must hold: keys are secrets (0600, the
+# service user's), certificates are not (0644)
+TLS_FILE_KEYS = {
+    "nats_tls_cert_file": "certificate", "nats_tls_key_file": "key", "nats_tls_ca_file": "certificate",
+    "etcd_tls_cert_file": "certificate", "etcd_tls_key_file": "key", "etcd_tls_ca_file": "certificate",
+}
 
 # Keys that belong to pyinfra itself (connectors, global operation arguments).
 PYINFRA_KEY_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "chroot_", "local_", "terraform_", "_")
@@ -145,6 +151,18 @@ def secret_path(value: str) -> str | None:
     if not value.startswith("/"):
         return "must be an absolute path on the host"
     return None if re.fullmatch(r"[A-Za-z0-9._/@+-]+", value) else "may hold only letters, digits and . _ / @ + -"
+
+
+def tls_keys(service: str, what: str, cert_note: str, ca_note: str) -> tuple["Key", ...]:
+    """The three TLS file keys of ``service`` (nats, etcd): certificate, key, CA."""
+    return (
+        Key(f"{service}_tls_cert_file", str, None, f"PEM certificate FILE ON THE HOST that {what} presents "
+            f"{cert_note}", nullable=True, check=secret_path),
+        Key(f"{service}_tls_key_file", str, None, f"PEM private key FILE ON THE HOST of {service}_tls_cert_file; "
+            "armada makes it 0600, owned by the service user", nullable=True, check=secret_path),
+        Key(f"{service}_tls_ca_file", str, None, f"PEM CA FILE ON THE HOST that clients check a TLS {service}'s "
+            f"certificate against {ca_note}", nullable=True, check=secret_path),
+    )
 
 
 def identifier(value: str) -> str | None:

@@ -6,6 +6,8 @@
     ARMADA_LAB_SERVING=dynamo pyinfra inventories/local.py deploys/llm.py   # serve through NVIDIA Dynamo
     # Dynamo disaggregated across the two serving hosts: prefill on armada-serve, decode on armada-serve2
     ARMADA_LAB_SERVING=dynamo ARMADA_LAB_DYNAMO_SPLIT=1 pyinfra inventories/local.py deploys/llm.py
+    # nats and etcd on armada-cp speak TLS only (the lab's own CA)
+    ARMADA_LAB_TLS=1 pyinfra inventories/local.py deploys/llm.py
 
 Hosts, addresses and the key come from armada.lab.hosts; pyinfra treats every
 module-level list/tuple here as a group, so helpers are underscored.
@@ -16,6 +18,7 @@ from glob import glob
 
 from armada.lab import assets as _assets
 from armada.lab import hosts as _lab
+from armada.lab import tls as _tls
 
 
 def _ssh(name):
@@ -49,6 +52,15 @@ _SPLIT = {
 } if _DYNAMO and _os.environ.get("ARMADA_LAB_DYNAMO_SPLIT") == "1" else {}
 
 
+# ARMADA_LAB_TLS=1: armada-cp's nats and etcd speak TLS only, with the
+# certificate `armada lab up` made (armada/lab/tls.py); every host checks it
+# against the lab's CA
+_TLS_CA = {"nats_tls_ca_file": _tls.CA_FILE, "etcd_tls_ca_file": _tls.CA_FILE} \
+    if _os.environ.get("ARMADA_LAB_TLS") == "1" else {}
+_TLS_SERVER = {"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.KEY_FILE,
+               "etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.KEY_FILE} if _TLS_CA else {}
+
+
 control_plane = (
     [_ssh("armada-cp")],
     {
@@ -62,6 +74,8 @@ control_plane = (
         # nats and etcd ask clients for passwords: files the lab wrote on each host
         "nats_password_file": _lab.host_secret_path("nats-password"),  # /etc/armada-secrets/nats-password
         "etcd_password_file": _lab.host_secret_path("etcd-password"),
+        **_TLS_SERVER,
+        **_TLS_CA,
         # end armada data
     },
 )
@@ -94,6 +108,7 @@ serving = (
         "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",  # http://10.213.0.1:8888
         "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
         **_DYNAMO,
+        **_TLS_CA,
         # end armada data
     },
 )

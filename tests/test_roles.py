@@ -131,10 +131,12 @@ def test_vllm_service_env_and_args_from_the_profile():
     "template,values",
     [
         ("roles/nats/templates/nats.conf.j2", dict(server_name="a", listen="0.0.0.0", port=4222, monitor_port=8222,
-                                                   store_dir="/var/lib/armada/nats", password_file=None)),
+                                                   store_dir="/var/lib/armada/nats", password_file=None,
+                                                   tls_cert_file=None, tls_key_file=None)),
         ("roles/etcd/templates/etcd.env.j2", dict(member="a", data_dir="/d", listen_client_urls="u", advertise_client_url="u",
                                                   listen_peer_url="p", advertise_peer_url="p", initial_cluster="a=p",
-                                                  cluster_token="t", unsupported_arch="arm64")),
+                                                  cluster_token="t", unsupported_arch="arm64", cert_file=None,
+                                                  key_file=None)),
         ("roles/vllm_service/templates/vllm.env.j2", dict(env={"A": "1", "B": "x y"})),
         ("roles/base/templates/apt-proxy.conf.j2", dict(proxy="http://10.0.0.1:8888")),
     ],
@@ -148,5 +150,7 @@ def test_templates_render_without_undefined_values(template, values):
 def test_nats_config_has_jetstream_and_loopback_monitoring():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader("."), undefined=jinja2.StrictUndefined)
     text = env.get_template("roles/nats/templates/nats.conf.j2").render(
-        server_name="a", listen="0.0.0.0", port=4222, monitor_port=8222, store_dir="/s", password_file=None)
+        server_name="a", listen="0.0.0.0", port=4222, monitor_port=8222, store_dir="/s", password_file=None,
+        tls_cert_file=None)
     assert "jetstream {" in text and 'store_dir: "/s"' in text and "http: 127.0.0.1:8222" in text
+

@@ -127,7 +127,8 @@ def render(template, **values):
 
 def test_nats_reads_its_password_from_the_file_at_start():
     conf = render("roles/nats/templates/nats.conf.j2", server_name="a", listen="0.0.0.0", port=4222,
-                  monitor_port=8222, store_dir="/s", password_file="/etc/armada-secrets/nats", nats_user="armada")
+                  monitor_port=8222, store_dir="/s", password_file="/etc/armada-secrets/nats", nats_user="armada",
+                  tls_cert_file=None)
     assert 'user: "armada"' in conf and "password: $ARMADA_NATS_PASSWORD" in conf
     unit = render("roles/nats/templates/armada-nats.service.j2", service_user="armada", binary="/usr/sbin/nats-server",
                   config="/etc/armada/nats.conf", store_dir="/s", password_file="/etc/armada-secrets/nats")
@@ -141,7 +142,7 @@ def test_nats_reads_its_password_from_the_file_at_start():
                    config="/c", store_dir="/s", password_file=None)
     assert "ExecStart=/usr/sbin/nats-server -c /c" in plain and "authorization" not in render(
         "roles/nats/templates/nats.conf.j2", server_name="a", listen="x", port=1, monitor_port=2, store_dir="/s",
-        password_file=None)
+        password_file=None, tls_cert_file=None)
 
 
 def test_cloud_init_can_bake_every_secret_key():

@@ -484,6 +484,10 @@ def prepare_rootfs(host: LabHost) -> None:
     os.chmod(f"{root}{HOST_SECRETS_DIR}", 0o711)
     for name in LAB_SECRETS:
         _write(f"{root}{host_secret_path(name)}", lab_secret(name) + "\n", 0o600)
+    from armada.lab.tls import host_files
+
+    for path, (text, mode) in host_files(host.name).items():
+        _write(f"{root}{path}", text, mode)
     # machine-id: empty -> nspawn hands the container a fresh transient one per boot
     _write(f"{root}/etc/machine-id", "")
 

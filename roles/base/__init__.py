@@ -15,7 +15,7 @@ from pyinfra.operations.util import any_changed
 
 from armada.profile import Profile
 from armada.role_support import template_path, role_data
-from armada.schema import SECRET_FILE_KEYS
+from armada.schema import SECRET_FILE_KEYS, TLS_FILE_KEYS
 
 CA_DIR = "/usr/local/share/ca-certificates/armada"
 
@@ -93,5 +93,10 @@ def apply(profile: Profile):
     for key in SECRET_FILE_KEYS:
         if data[key]:
             files.file(name=f"secret {key}: 0600 {user}", path=data[key], user=user, group=user, mode="600")
+    for key, kind in TLS_FILE_KEYS.items():
+        if data[key] and kind == "key":
+            files.file(name=f"TLS key {key}: 0600 {user}", path=data[key], user=user, group=user, mode="600")
+        elif data[key]:
+            files.file(name=f"TLS certificate {key}: 0644", path=data[key], mode="644")
     files.directory(name="install root", path=data["armada_root"], mode="755")
     files.directory(name="data root", path=data["armada_data_dir"], user=user, group=user, mode="750")

@@ -33,14 +33,15 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
         listen_peer = f"http://127.0.0.1:{peer}"
         advertise_peer = listen_peer
         initial = f"{member_name(this_host)}={listen_peer}"
-    client_urls = [f"http://{listen}:{client}"]
+    scheme = "https" if data["etcd_tls_cert_file"] else "http"
+    client_urls = [f"{scheme}://{listen}:{client}"]
     if listen not in ("127.0.0.1", "0.0.0.0"):
-        client_urls.insert(0, f"http://127.0.0.1:{client}")
+        client_urls.insert(0, f"{scheme}://127.0.0.1:{client}")
     advertise_host = address if listen in ("0.0.0.0", "::") else listen
     return {
         "member": member_name(this_host),
         "listen_client_urls": ",".join(client_urls),
-        "advertise_client_url": f"http://{advertise_host}:{client}",
+        "advertise_client_url": f"{scheme}://{advertise_host}:{client}",
         "listen_peer_url": listen_peer,
         "advertise_peer_url": advertise_peer,
         "initial_cluster": initial,
@@ -67,6 +68,8 @@ def apply(profile: Profile):
         data_dir=data["etcd_data_dir"],
         cluster_token=data["etcd_cluster_token"],
         unsupported_arch="arm64" if profile.arch == "aarch64" else None,
+        cert_file=data["etcd_tls_cert_file"],
+        key_file=data["etcd_tls_key_file"],
         **cluster_settings(host, members, data),
     )
     unit = files.template(
@@ -81,9 +84,11 @@ def apply(profile: Profile):
     managed_service(UNIT, unit, [env], watched=[env_file])
 
     if data["etcd_password_file"]:
-        endpoint = f"http://127.0.0.1:{data['etcd_client_port']}"
-        if host.get_fact(EtcdAuth, endpoint=endpoint) != "enabled":
+        ca = data["etcd_tls_ca_file"] if data["etcd_tls_cert_file"] else None
+        endpoint = f"{'https' if ca else 'http'}://127.0.0.1:{data['etcd_client_port']}"
+        if host.get_fact(EtcdAuth, endpoint=endpoint, ca_file=ca) != "enabled":
+            script = etcd_enable_auth_script(endpoint, data["etcd_password_file"], ca_file=ca)
             server.shell(
                 name="etcd auth: root user from etcd_password_file, auth enabled",
-                commands=[f"bash -c {shlex.quote(etcd_enable_auth_script(endpoint, data['etcd_password_file']))}"],
+                commands=[f"bash -c {shlex.quote(script)}"],
             )

@@ -1,6 +1,6 @@
 """Data keys of the etcd role."""
 
-from armada.schema import Key, absolute_path, port, secret_path
+from armada.schema import Key, absolute_path, port, secret_path, tls_keys
 
 KEYS = (
     Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
@@ -11,6 +11,9 @@ KEYS = (
         "the etcd host and on every host using it): armada enables etcd auth with it, clients then authenticate; "
         "0600, owned by the service user; never in a config, a command line or a log",
         nullable=True, check=secret_path),
+    *tls_keys("etcd", "etcd", "on its client URLs (with etcd_tls_key_file and etcd_tls_ca_file): clients then "
+              "use https; it must name 127.0.0.1 and the address clients connect to",
+              "(set it on the etcd host and on every host using it)"),
     Key("etcd_cluster_group", str, None, "Inventory group whose hosts form one etcd cluster; default: a single "
         "member per host", nullable=True),
     Key("etcd_cluster_token", str, "armada-etcd", "initial-cluster-token of a new cluster"),

@@ -57,6 +57,8 @@ def apply(profile: Profile):
         store_dir=data["nats_store_dir"],
         password_file=data["nats_password_file"],
         nats_user=data["nats_user"],
+        tls_cert_file=data["nats_tls_cert_file"],
+        tls_key_file=data["nats_tls_key_file"],
     )
     unit = files.template(
         name="nats unit",

@@ -11,7 +11,7 @@ from pyinfra.facts.files import Link
 from pyinfra.operations import files, systemd
 
 from armada.profile import Profile
-from armada.role_support import client_address, control_plane_host, managed_service, role_data, template_path
+from armada.role_support import control_plane_host, etcd_url, managed_service, nats_url, role_data, template_path
 from roles.model import model_dir, model_name
 from armada.facts import VllmInstalls
 from roles.vllm import current_link, previous_link, venv_path
@@ -29,9 +29,14 @@ def serving_env(profile: Profile, data: dict, control_plane, own: dict[str, str]
         "HF_HUB_OFFLINE": "1" if data["model_path"] else "0",
         "VLLM_NO_USAGE_STATS": "1",
         # where a Dynamo worker on this host finds the control plane
-        "NATS_SERVER": f"nats://{client_address(cp_data['nats_listen'], control_plane)}:{cp_data['nats_port']}",
-        "ETCD_ENDPOINTS": f"http://{client_address(cp_data['etcd_listen'], control_plane)}:{cp_data['etcd_client_port']}",
+        "NATS_SERVER": nats_url(control_plane),
+        "ETCD_ENDPOINTS": etcd_url(control_plane),
     }
+    # the CA files a Dynamo runtime checks a TLS control plane against
+    if cp_data["nats_tls_cert_file"]:
+        env["NATS_TLS_CA_CERT_PATH"] = data["nats_tls_ca_file"]
+    if cp_data["etcd_tls_cert_file"]:
+        env["ETCD_AUTH_CA"] = data["etcd_tls_ca_file"]
     env.update(own)
     env.update(profile.gpu_env)
     if profile.tcmalloc_path:

@@ -1,0 +1,79 @@
+"""The lab's TLS material: one CA, and a server certificate for the control
+plane host (nats and etcd), made once per lab with the openssl command and
+kept in the lab dir, as an operator's PKI would hand them over.
+
+The certificate names what clients dial: the host's lab address, its name,
+127.0.0.1 and localhost (etcd's own gateway and armada's checks on the host
+use loopback).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+from armada.lab import hosts as lab
+
+TLS_HOST = "armada-cp"
+# where the lab's hosts hold them, beside the lab's other secrets
+CA_FILE = f"{lab.HOST_SECRETS_DIR}/tls-ca.crt"
+CERT_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}.crt"
+KEY_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}.key"
+
+
+def _openssl(*args: str, cwd: str) -> None:
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode:
+        raise lab.LabError(f"openssl {args[0]} failed: {result.stderr.strip()[-500:]}")
+
+
+def make_tls(folder: str, name: str, addresses: list[str], dns: list[str]) -> dict[str, str]:
+    """A CA and a server certificate for ``name`` valid for ``addresses`` (IPs)
+    and ``dns`` names, in ``folder`` (kept when already there). Returns the
+    paths: ca, cert, key."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    paths = {"ca": os.path.join(folder, "ca.crt"), "cert": os.path.join(folder, f"{name}.crt"),
+             "key": os.path.join(folder, f"{name}.key")}
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "3650", "-subj", "/CN=armada lab CA", cwd=folder)
+    names = [f"IP:{a}" for a in addresses] + [f"DNS:{d}" for d in dns]
+    with open(os.path.join(folder, f"{name}.ext"), "w", encoding="utf-8") as handle:
+        handle.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                     f"extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={','.join(names)}\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", f"/CN={name}", cwd=folder)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", f"{name}.crt", "-days", "3650", "-extfile", f"{name}.ext", cwd=folder)
+    for path in paths.values():
+        os.chmod(path, 0o600)
+    return paths
+
+
+_making = threading.Lock()  # the lab prepares its hosts in threads
+
+
+def lab_tls() -> dict[str, str]:
+    host = lab.HOSTS_BY_NAME[TLS_HOST]
+    with _making:
+        return make_tls(os.path.join(lab.lab_dir(), "tls"), TLS_HOST, [host.address, "127.0.0.1"],
+                    [TLS_HOST, "localhost"])
+
+
+def host_files(name: str) -> dict[str, tuple[str, int]]:
+    """What lab host ``name`` holds: ``{path on the host: (text, mode)}``;
+    the CA on every host, the certificate and its key (root's 0600 until the
+    base role hands the key to the service user) on the control plane."""
+    paths = lab_tls()
+
+    def read(key: str) -> str:
+        with open(paths[key], encoding="utf-8") as handle:
+            return handle.read()
+
+    files = {CA_FILE: (read("ca"), 0o644)}
+    if name == TLS_HOST:
+        files[CERT_FILE] = (read("cert"), 0o644)
+        files[KEY_FILE] = (read("key"), 0o600)
+    return files

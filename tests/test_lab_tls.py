@@ -1,0 +1,106 @@
+"""nats and etcd speaking TLS on the lab (``ARMADA_LAB_TLS=1``): armada-cp's
+nats requires TLS of every client and etcd serves https only, with the
+certificate `armada lab up` made (armada/lab/tls.py); armada-serve reaches
+both over TLS, checking the certificate against the lab's CA, and
+authenticates with its passwords. At the end both go back to plain TCP, as
+the other lab tests expect.
+"""
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+from armada.lab import hosts as lab
+from armada.lab import tls
+from armada.lab.assets import ensure_assets
+from conftest import ROOT
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+CP = lab.HOSTS_BY_NAME["armada-cp"]
+SERVE = lab.HOSTS_BY_NAME["armada-serve"]
+PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
+
+
+def deploy(report, with_tls: bool):
+    env = {**os.environ, "ARMADA_LAB_TLS": "1" if with_tls else "0"}
+    result = subprocess.run(
+        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--limit", CP.name, "--limit", SERVE.name,
+         "--data", f"armada_health_report={report}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=2400, env=env,
+    )
+    return result, result.stdout + result.stderr
+
+
+def _hand_over_files(host):
+    """The TLS files `armada lab up` writes into each host (a lab brought up
+    before they existed gets them here, the same way: root's files)."""
+    client = lab.ssh_client(host)
+    try:
+        sftp = client.open_sftp()
+        for path, (text, mode) in tls.host_files(host.name).items():
+            try:
+                if sftp.stat(path).st_size == len(text.encode()):
+                    continue
+            except FileNotFoundError:
+                pass
+            with sftp.open(path, "w") as handle:
+                handle.write(text)
+            sftp.chmod(path, mode)
+        sftp.close()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def tls_run(lab_hosts, tmp_path_factory):
+    ensure_assets()
+    for host in (CP, SERVE):
+        _hand_over_files(host)
+    folder = tmp_path_factory.mktemp("tls")
+    try:
+        result, output = deploy(folder / "tls.json", with_tls=True)
+        report = json.loads((folder / "tls.json").read_text()) if (folder / "tls.json").exists() else {}
+        failed = {name: [c for c in entry["checks"] if not c["ok"]] for name, entry in report.items()}
+        assert result.returncode == 0, (failed, output[-8000:])
+        yield report
+    finally:
+        result, output = deploy(folder / "back.json", with_tls=False)
+        assert result.returncode == 0, output[-8000:]
+
+
+def test_every_check_is_green_over_tls(tls_run):
+    cp = {c["check"]: c for c in tls_run[CP.name]["checks"]}
+    for name in ("nats requires TLS of every client", "etcd endpoint health", "etcd answers plain http with no health",
+                 "etcd refuses a request without credentials", "etcd root authenticates and reads"):
+        assert cp[name]["ok"], cp
+    serve = {c["check"]: c for c in tls_run[SERVE.name]["checks"]}
+    etcd, nats = f"https://{CP.address}:2379", f"tls://{CP.address}:4222"
+    for name in (f"reaches etcd {etcd}", f"authenticates to etcd {etcd}",
+                 f"nats over TLS refuses a client without the password {nats}",
+                 f"authenticates to nats over TLS {nats}"):
+        assert serve[name]["ok"], serve
+
+
+def test_from_outside_only_the_labs_ca_is_trusted(tls_run):
+    paths = tls.lab_tls()
+    for port in (2379,):
+        with socket.create_connection((CP.address, port), timeout=10) as raw:
+            context = ssl.create_default_context(cafile=paths["ca"])
+            with context.wrap_socket(raw, server_hostname=CP.address) as conn:
+                assert conn.version().startswith("TLS")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            with socket.create_connection((CP.address, port), timeout=10) as raw:
+                ssl.create_default_context().wrap_socket(raw, server_hostname=CP.address)
+
+
+def test_the_key_is_the_service_users_alone(tls_run):
+    status, out, _ = lab.ssh_exec(CP, f"stat -c '%a %U' {tls.KEY_FILE} {tls.CERT_FILE}")
+    assert status == 0 and out.split("\n")[:2] == ["600 armada", "644 root"], out
+    status, out, _ = lab.ssh_exec(CP, "grep -c 'BEGIN' /etc/armada/nats.conf /etc/armada/etcd.env; true")
+    assert "nats.conf:0" in out and "etcd.env:0" in out, out  # paths there, never the key itself
