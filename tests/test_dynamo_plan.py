@@ -143,6 +143,8 @@ def test_units_and_launcher():
     assert "User=armada" in worker and "NoNewPrivileges=true" in worker
     frontend = render("roles/dynamo/templates/armada-dynamo-frontend.service.j2", wait_control_plane=True, **values)
     assert "dynamo.frontend /opt/armada/vllm/current/armada-dynamo-frontend.args" in frontend
+    # a component that lost its etcd lease exits 0: both come back anyway
+    assert "\nRestart=always\n" in worker and "\nRestart=always\n" in frontend
     launcher = render("roles/dynamo/templates/armada-dynamo.j2", python="/v/bin/python",
                       nats_password_file="/s/nats", etcd_password_file=None)
     assert "NATS_AUTH_PASSWORD=$(cat /s/nats)" in launcher and "ETCD_AUTH_PASSWORD" not in launcher
