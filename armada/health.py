@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
 from armada.profile import Profile
-from armada.role_support import run_quiet
+from armada.role_support import etcd_ca, local_etcd, run_quiet
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,7 @@ def _nats_connect(host, address: str, port: int, user: str | None = None, passwo
 
 def etcd_checks(host, data: dict) -> list[Check]:
     checks = [_unit_active(host, "armada-etcd")]
-    ca = data["etcd_tls_ca_file"] if data["etcd_tls_cert_file"] else None
-    url = f"{'https' if ca else 'http'}://127.0.0.1:{data['etcd_client_port']}"
+    url, ca = local_etcd(data)
     ok, health = _http_json_until(host, f"{url}/health", _etcd_healthy, retries=30, cacert=ca)
     checks.append(Check(host.name, "etcd endpoint health", ok, _shown(health)))
     if ca:
@@ -223,26 +222,26 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
     would: with the credentials its data names when the control plane asks for
     them, over TLS (checked against this host's CA files) when it speaks TLS.
     ``python``: an interpreter on the host (the serving venv's) for the TLS client."""
-    etcd_ca = data["etcd_tls_ca_file"] if etcd_url.startswith("https:") else None
-    ok, health = _http_json_until(host, f"{etcd_url}/health", _etcd_healthy, retries=10, cacert=etcd_ca)
+    ca = etcd_ca(data, etcd_url)
+    ok, health = _http_json_until(host, f"{etcd_url}/health", _etcd_healthy, retries=10, cacert=ca)
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, _shown(health))]
     if data["etcd_password_file"]:
-        ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"], ca_file=etcd_ca)
+        ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"], ca_file=ca)
         checks.append(Check(host.name, f"authenticates to etcd {etcd_url}", ok, seen[-120:]))
     scheme, rest = nats_url.split("://", 1)
     address, port = rest.rsplit(":", 1)
     if scheme == "tls":
-        ca = data["nats_tls_ca_file"]
+        nats_ca = data["nats_tls_ca_file"]
         if data["nats_password_file"]:
-            seen = _nats_tls_connect(host, python, address, int(port), ca)
+            seen = _nats_tls_connect(host, python, address, int(port), nats_ca)
             checks.append(Check(host.name, f"nats over TLS refuses a client without the password {nats_url}",
                                 "Authorization Violation" in seen, seen[-160:]))
-            seen = _nats_tls_connect(host, python, address, int(port), ca, data["nats_user"],
+            seen = _nats_tls_connect(host, python, address, int(port), nats_ca, data["nats_user"],
                                      data["nats_password_file"])
             checks.append(Check(host.name, f"authenticates to nats over TLS {nats_url}", seen.endswith("PONG"),
                                 seen[-160:]))
         else:
-            seen = _nats_tls_connect(host, python, address, int(port), ca)
+            seen = _nats_tls_connect(host, python, address, int(port), nats_ca)
             checks.append(Check(host.name, f"reaches nats over TLS {nats_url}", seen.endswith("PONG"), seen[-160:]))
     elif data["nats_password_file"]:
         seen = _nats_connect(host, address, int(port), data["nats_user"], data["nats_password_file"])
@@ -372,7 +371,7 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
         ok, seen = _etcd_read(host, etcd_url, data["etcd_password_file"],
                               {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
                                "keys_only": True},
-                              ca_file=data["etcd_tls_ca_file"] if etcd_url.startswith("https:") else None)
+                              ca_file=etcd_ca(data, etcd_url))
         try:
             keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(seen).get("kvs", [])]
         except ValueError:

@@ -95,6 +95,19 @@ def etcd_url(control_plane) -> str:
     return f"{scheme}://{client_address(data['etcd_listen'], control_plane)}:{data['etcd_client_port']}"
 
 
+def local_etcd(data: dict) -> tuple[str, str | None]:
+    """This host's own etcd as the host itself reaches it: the loopback URL
+    (https when it serves TLS) and the CA file its certificate is checked
+    against (None over plain http)."""
+    ca = data["etcd_tls_ca_file"] if data["etcd_tls_cert_file"] else None
+    return f"{'https' if ca else 'http'}://127.0.0.1:{data['etcd_client_port']}", ca
+
+
+def etcd_ca(data: dict, url: str) -> str | None:
+    """The CA file (from this host's data) that an etcd at ``url`` is checked against."""
+    return data["etcd_tls_ca_file"] if url.startswith("https:") else None
+
+
 def client_address(listen: str, inventory_host) -> str:
     """Where clients on other hosts connect to a service bound to ``listen``."""
     if listen in ("0.0.0.0", "::"):

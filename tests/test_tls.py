@@ -148,3 +148,14 @@ def test_etcd_client_urls_are_https_with_a_certificate():
     assert settings["advertise_client_url"] == "https://10.0.0.5:2379"
     plain = cluster_settings(host, [host], with_defaults({"etcd_listen": "10.0.0.5"}))
     assert plain["advertise_client_url"] == "http://10.0.0.5:2379"
+
+
+def test_this_hosts_etcd_and_the_ca_a_client_checks_it_with():
+    from armada.role_support import etcd_ca, local_etcd
+    from armada.schema import with_defaults
+
+    tls = with_defaults({"etcd_tls_cert_file": "/s/c", "etcd_tls_key_file": "/s/k", "etcd_tls_ca_file": "/s/ca"})
+    assert local_etcd(tls) == ("https://127.0.0.1:2379", "/s/ca")
+    assert local_etcd(with_defaults({"etcd_tls_ca_file": "/s/ca"})) == ("http://127.0.0.1:2379", None)
+    assert etcd_ca(tls, "https://10.0.0.5:2379") == "/s/ca"
+    assert etcd_ca(tls, "http://10.0.0.5:2379") is None

@@ -11,7 +11,7 @@ from pyinfra.operations import apt, files, server
 from armada.facts import EtcdAuth
 from armada.parsers import etcd_enable_auth_script
 from armada.profile import Profile
-from armada.role_support import host_address, managed_service, mask_distro_unit, role_data, template_path
+from armada.role_support import host_address, local_etcd, managed_service, mask_distro_unit, role_data, template_path
 
 UNIT = "armada-etcd"
 
@@ -84,8 +84,7 @@ def apply(profile: Profile):
     managed_service(UNIT, unit, [env], watched=[env_file])
 
     if data["etcd_password_file"]:
-        ca = data["etcd_tls_ca_file"] if data["etcd_tls_cert_file"] else None
-        endpoint = f"{'https' if ca else 'http'}://127.0.0.1:{data['etcd_client_port']}"
+        endpoint, ca = local_etcd(data)
         if host.get_fact(EtcdAuth, endpoint=endpoint, ca_file=ca) != "enabled":
             script = etcd_enable_auth_script(endpoint, data["etcd_password_file"], ca_file=ca)
             server.shell(
