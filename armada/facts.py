@@ -220,6 +220,23 @@ class ChangedSinceStart(FactBase):
         return [line.strip() for line in output if line.strip()]
 
 
+class DpkgInterrupted(FactBase):
+    """The packages a dpkg run left half-done when it was stopped midway (a
+    host that lost power, a killed apt): files in /var/lib/dpkg/updates, which
+    make every later apt refuse to run ("dpkg was interrupted, you must
+    manually run 'dpkg --configure -a'"). Empty when dpkg finished."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self):
+        return "ls -A /var/lib/dpkg/updates 2>/dev/null; true"
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+
 class DiskSpace(FactBase):
     """Free space and read-only state where ``path`` is (or will be created)."""
 

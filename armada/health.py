@@ -252,12 +252,32 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
     return checks
 
 
+def ready_wait_script(base: str, unit: str, ready_timeout: int) -> str:
+    """Wait up to ``ready_timeout`` s for ``base``/health to answer 200, but
+    stop at once when the unit's process has exited (systemd shows it failed,
+    or waiting to restart it): a vLLM that cannot start (a bad argument, a
+    model it cannot load) exits within seconds, and waiting out the timeout
+    would only delay the verdict (and an upgrade's rollback). Prints why it
+    stopped, with the journal's last lines."""
+    unit_q = shlex.quote(unit)
+    return (
+        f"for i in $(seq {int(ready_timeout)}); do "
+        f"curl -sf --noproxy '*' {base}/health >/dev/null && exit 0; "
+        f"state=$(systemctl show -p ActiveState -p SubState --value {unit_q} | tr '\\n' ' '); "
+        f"case \"$state\" in *failed*|*auto-restart*) "
+        f"echo \"{unit} exited before answering /health ($state): $(journalctl -u {unit_q} -n 3 -o cat --no-pager "
+        f"2>/dev/null | tr '\\n' ' ')\"; exit 1;; esac; "
+        "sleep 1; done; "
+        f"echo \"no answer within {int(ready_timeout)}s\"; exit 1"
+    )
+
+
 def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready_timeout: int = 600) -> list[Check]:
     base = f"http://127.0.0.1:{data['vllm_port']}"
     checks = [_unit_active(host, "armada-vllm")]
-    wait = f"for i in $(seq {ready_timeout}); do curl -sf --noproxy '*' {base}/health >/dev/null && exit 0; sleep 1; done; exit 1"
-    ok, _ = run_quiet(host, f"bash -c {shlex.quote(wait)}")
-    checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else f"no answer within {ready_timeout}s"))
+    ok, seen = run_quiet(host, f"bash -c {shlex.quote(ready_wait_script(base, 'armada-vllm', ready_timeout))}")
+    checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else (seen.strip()[-300:] or
+                                                                          f"no answer within {ready_timeout}s")))
     key_file = data.get("vllm_api_key_file")
     if key_file:
         _, status = run_quiet(host, f"curl -s -o /dev/null -w '%{{http_code}}' --noproxy '*' {base}/v1/models")

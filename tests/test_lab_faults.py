@@ -40,12 +40,9 @@ def deploy(report, data=None, *extra):
 
 
 @pytest.fixture(scope="module")
-def converged(lab_hosts, tmp_path_factory):
-    from armada.lab.assets import ensure_assets
-
-    ensure_assets()
-    result, output = deploy(tmp_path_factory.mktemp("faults") / "first.json")
-    assert result.returncode == 0, output[-8000:]
+def converged(deployed_lab):
+    """The session's deployed lab (conftest.deployed_lab); each test here puts back what it changed."""
+    return deployed_lab
 
 
 def test_an_unreachable_index_stops_the_run_before_any_change(converged, tmp_path):
@@ -104,7 +101,8 @@ def test_a_crashed_vllm_is_restarted_and_serves(converged, tmp_path):
 
 def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
     # a change that takes a while (a new vLLM port: new env, restart, health wait), killed in the middle
-    argv, env = command(tmp_path / "killed.json", {"vllm_port": 8002}, "--limit", "serving")
+    # one serving host: a vLLM restart is minutes on two cores, two at once twice that
+    argv, env = command(tmp_path / "killed.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     run = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
     seen = ""
@@ -115,12 +113,12 @@ def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
     assert "restart on change" in seen, seen[-3000:]
-    result, output = deploy(tmp_path / "again.json", {"vllm_port": 8002}, "--limit", "serving")
+    result, output = deploy(tmp_path / "again.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     assert result.returncode == 0, output[-6000:]
-    result, output = deploy(tmp_path / "noop.json", {"vllm_port": 8002}, "--limit", "serving")
+    result, output = deploy(tmp_path / "noop.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     assert result.returncode == 0 and set(changed_operations(output)) <= {HEALTH_OP}, changed_operations(output)
     # back to the lab's port for the tests that follow; the model cache never moved
-    result, output = deploy(tmp_path / "back.json", None, "--limit", "serving")
+    result, output = deploy(tmp_path / "back.json", None, "--limit", "armada-serve")
     assert result.returncode == 0, output[-6000:]
     assert lab.ssh_exec(SERVE, "test -f /var/lib/armada/models/tiny/model.safetensors")[0] == 0
 
@@ -151,7 +149,7 @@ def test_a_host_that_is_down_is_named_and_the_others_finish(converged, tmp_path)
         assert not entries["armada-serve2"]["ok"]
         assert entries["armada-serve2"]["checks"][0]["seen"] == "could not connect"
     finally:
-        lab.up()
+        lab.power_on(serve2)  # back on, with its own disk
 
 
 def test_a_host_lost_midway_fails_the_run_and_a_rerun_converges(converged, tmp_path):
@@ -159,7 +157,9 @@ def test_a_host_lost_midway_fails_the_run_and_a_rerun_converges(converged, tmp_p
     operation (paramiko's EOFError, pyinfra-dev/pyinfra#1220): the report then
     keeps every host as not reaching its health checks (none is reported
     healthy by mistake), the exit code is non-zero, and once the host is back
-    the same command converges everything. (Last in this module.)"""
+    on (its own disk, as a machine that lost power: a dpkg stopped midway is
+    finished by the base role) the same command converges everything. (Last
+    in this module.)"""
     serve2 = lab.HOSTS_BY_NAME["armada-serve2"]
     report = tmp_path / "lost.json"
     argv, env = command(report, {"armada_packages": ["jq"]})
@@ -170,7 +170,7 @@ def test_a_host_lost_midway_fails_the_run_and_a_rerun_converges(converged, tmp_p
         if "Starting operation: armada base | base packages" in line:
             lab.stop_host(serve2)  # pulled out mid-run
     run.wait(timeout=2400)
-    lab.up()  # back, as a fresh machine
+    lab.power_on(serve2)  # back on, with the disk it had when it was pulled
     assert run.returncode != 0, output[-4000:]
     entries = json.loads(report.read_text())
     assert set(entries) == {"armada-cp", "armada-serve", "armada-serve2"}

@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 from armada.lab import hosts as lab
+from conftest import LAB_UP_TIMINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
@@ -28,10 +29,10 @@ SERVE = lab.HOSTS_BY_NAME["armada-serve"]
 
 
 @pytest.fixture(scope="module")
-def lab_up():
-    timings = lab.up()
-    yield timings
-    lab.down()
+def lab_up(lab_hosts):
+    """The session's lab (conftest.lab_hosts), still bare: conftest.LAB_ORDER
+    runs this module first, so taking it down and up again costs seconds."""
+    return lab.up()
 
 
 def test_status_after_up(lab_up):
@@ -41,7 +42,8 @@ def test_status_after_up(lab_up):
         assert rows[host.name]["running"], rows[host.name]
         assert rows[host.name]["ssh"], rows[host.name]
         assert rows[host.name]["address"] == host.address
-    assert lab_up["hosts"].get("armada-cp", {}).get("state", "running") in ("running", "degraded")
+    # how the session's up found armada-cp booted (systemd's state)
+    assert LAB_UP_TIMINGS["hosts"]["armada-cp"]["state"] in ("running", "degraded"), LAB_UP_TIMINGS
 
 
 def test_up_is_idempotent(lab_up):
@@ -101,4 +103,4 @@ def test_down_leaves_nothing(lab_up):
         assert os.path.exists(lab.cache_path("arm64")) and os.path.exists(lab.cache_path("amd64"))
         assert os.path.exists(lab.key_path())
     finally:
-        lab.up(log=lambda _: None)  # the fixture's teardown downs it again; proves up-after-down from cache
+        lab.up(log=lambda _: None)  # the session's lab back; proves up-after-down from cache

