@@ -6,13 +6,14 @@ Deploys themselves run through pyinfra: ``pyinfra INVENTORY deploys/llm.py``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
 from armada.parsers import ParseError, host_facts_from_outputs
 from armada.profile import build_profile
-from armada.schema import DataError, validate_host_data
+from armada import registry
+from armada.errors import DataError
+from armada.schema import validate_host_data, with_defaults
 
 EXIT_BAD_INPUT = 2
 
@@ -47,7 +48,7 @@ def cmd_profile(args) -> int:
     try:
         if errors:
             raise errors[0]
-        profile = build_profile(host, facts, data)
+        profile = build_profile(host, facts, with_defaults(data))
     except DataError as exc:
         print(f"armada profile: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -139,17 +140,11 @@ def cmd_path(args) -> int:
 
 
 def keys_table() -> str:
-    """The data keys as a Markdown table (README.md carries it)."""
-    from armada.schema import ROLE_MODULES, all_keys
-
+    """The data keys as a Markdown table (README.md carries it), from the registry."""
     rows = ["| key | type | default | role | what it is for |", "| --- | --- | --- | --- | --- |"]
-    roles = {}
-    for module in ROLE_MODULES:
-        for key in importlib.import_module(module).KEYS:
-            roles[key.name] = module.split(".")[1]
-    for name, key in all_keys().items():
+    for owner, key in registry.keys_by_role():
         doc = key.doc + (f" (one of: {', '.join(map(str, key.choices))})" if key.choices else "")
-        rows.append(f"| `{name}` | {key.type_name()} | `{key.default!r}` | {roles[name]} | {doc} |")
+        rows.append(f"| `{key.name}` | {key.type_name()} | `{key.default!r}` | {owner} | {doc} |")
     return "\n".join(rows)
 
 

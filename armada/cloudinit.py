@@ -27,13 +27,13 @@ from typing import Any
 import yaml
 
 from armada.paths import shared
-from armada.schema import SECRET_FILE_KEYS, DataError, validate_host_data, with_defaults
+from armada.errors import DataError
+from armada.schema import secret_file_keys, validate_host_data, with_defaults
 
 CONF = "/etc/armada/bootstrap"
 SCRIPT = "/usr/local/sbin/armada-bootstrap"
 UNIT = "/etc/systemd/system/armada-bootstrap.service"
 CA_DIR = "/usr/local/share/ca-certificates/armada"
-SECRET_KEYS = SECRET_FILE_KEYS
 # folders on the instance itself: they cannot be checked on this machine
 INSTANCE_PATH_KEYS = ("model_path", "vllm_wheelhouse")
 # set by the bootstrap, not by data
@@ -120,8 +120,8 @@ def render(inventory, inventory_path: str, group: str, bake: Mapping[str, str] |
     errors = check_group(group, data)
     bake = dict(bake or {})
     for key, variable in bake.items():
-        if key not in SECRET_KEYS:
-            errors.append(DataError(f"group {group}", key, variable, f"--bake-secret takes one of {', '.join(SECRET_KEYS)}"))
+        if key not in secret_file_keys():
+            errors.append(DataError(f"group {group}", key, variable, f"--bake-secret takes one of {', '.join(secret_file_keys())}"))
         elif not data.get(key):
             errors.append(DataError(f"group {group}", key, None, "set it (a path on the instance) to bake a secret into it"))
         elif not environ.get(variable):
@@ -143,7 +143,7 @@ def render(inventory, inventory_path: str, group: str, bake: Mapping[str, str] |
     if certs:
         instance["armada_ca_certs"] = certs
 
-    secrets = [full[key] for key in SECRET_KEYS if full[key]]
+    secrets = [full[key] for key in secret_file_keys() if full[key]]
     for key, variable in bake.items():
         files.append(_file(full[key], environ[variable], "0600"))
         warnings.append(f"WARNING: the value of {variable} ({key}) is baked into this user-data IN CLEAR: anyone who "

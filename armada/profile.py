@@ -17,7 +17,7 @@ from typing import Any
 from packaging.version import Version
 
 from armada.parsers import HostFacts, format_cpu_list
-from armada.schema import DataError, with_defaults
+from armada.errors import DataError
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 # The first torch release PyPI serves with CUDA for aarch64 (April 2026).
@@ -239,11 +239,11 @@ def _vllm_install(accelerator: str, data: Mapping[str, Any]) -> dict[str, Any]:
 def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_bytes: int | None = None) -> Profile:
     """Facts + data -> the frozen serving profile of one host.
 
-    ``data`` is the host's data (defaults are filled in here); ``model_bytes``
-    the model's size when the caller knows it. Raises :class:`DataError` when
-    the data asks for something this host cannot do.
+    ``data`` is the host's complete data (every key's default filled in:
+    armada.schema.with_defaults); ``model_bytes`` the model's size when the
+    caller knows it. Raises :class:`DataError` when the data asks for
+    something this host cannot do.
     """
-    data = with_defaults(data)
     cpu = facts.cpu
     reasons: dict[str, str] = {}
 

@@ -1,17 +1,19 @@
-"""Small helpers every role uses: its data with defaults, its templates."""
+"""Small helpers roles share: templates, quiet reads, managed units, where
+a control plane is reached. Below every role; imports none."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from armada.schema import with_defaults
+from pyinfra import host as current_host
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, systemd
+from pyinfra.operations.util import any_changed
 
-
-def role_data(host) -> dict[str, Any]:
-    """The host's data with every role's defaults filled in (validated at deploy start)."""
-    return with_defaults(host.data.dict())
+from armada.errors import DataError
+from armada.facts import ChangedSinceStart
 
 
 def template_path(role_file: str) -> Callable[[str], str]:
@@ -41,16 +43,9 @@ def managed_service(unit_name: str, unit_op, config_ops, watched: tuple[str, ...
     and the next run restarts it (and reloads systemd when its unit file
     changed) although nothing changes any more.
     """
-    from pyinfra import host
-    from pyinfra.facts.systemd import SystemdStatus
-    from pyinfra.operations import systemd
-    from pyinfra.operations.util import any_changed
-
-    from armada.facts import ChangedSinceStart
-
     service = f"{unit_name}.service"
-    was_running = host.get_fact(SystemdStatus, services=[service]).get(service, False)
-    pending = host.get_fact(ChangedSinceStart, service=service,
+    was_running = current_host.get_fact(SystemdStatus, services=[service]).get(service, False)
+    pending = current_host.get_fact(ChangedSinceStart, service=service,
                             paths=[f"/etc/systemd/system/{service}", *watched]) if was_running else []
     systemd.daemon_reload(name=f"{unit_name}: daemon-reload", **({} if pending else {"_if": any_changed(unit_op)}))
     systemd.service(name=f"{unit_name}: running and enabled", service=service, running=True, enabled=True)
@@ -65,8 +60,6 @@ def managed_service(unit_name: str, unit_op, config_ops, watched: tuple[str, ...
 
 def mask_distro_unit(unit: str):
     """Keep a package's own unit from starting (armada runs its own unit instead)."""
-    from pyinfra.operations import files
-
     return files.link(name=f"mask the distro's {unit}", path=f"/etc/systemd/system/{unit}", target="/dev/null")
 
 
@@ -75,22 +68,20 @@ def host_address(inventory_host) -> str:
     return inventory_host.data.get("ssh_hostname") or inventory_host.name
 
 
-def control_plane_host(host, inventory):
-    """The inventory host whose nats and etcd this host uses (itself by default)."""
-    name = role_data(host)["armada_control_plane"]
+def control_plane_host(host, data: Mapping[str, Any], inventory):
+    """The inventory host whose nats and etcd ``host`` (with ``data``) uses (itself by default)."""
+    name = data["armada_control_plane"]
     return inventory.get_host(name) if name else host
 
 
-def nats_url(control_plane) -> str:
-    """Where clients on other hosts reach ``control_plane``'s nats: tls:// when it speaks TLS."""
-    data = role_data(control_plane)
+def nats_url(control_plane, data: Mapping[str, Any]) -> str:
+    """Where clients on other hosts reach ``control_plane``'s nats (``data``: its data): tls:// when it speaks TLS."""
     scheme = "tls" if data["nats_tls_cert_file"] else "nats"
     return f"{scheme}://{client_address(data['nats_listen'], control_plane)}:{data['nats_port']}"
 
 
-def etcd_url(control_plane) -> str:
-    """Where clients on other hosts reach ``control_plane``'s etcd: https when it speaks TLS."""
-    data = role_data(control_plane)
+def etcd_url(control_plane, data: Mapping[str, Any]) -> str:
+    """Where clients on other hosts reach ``control_plane``'s etcd (``data``: its data): https when it speaks TLS."""
     scheme = "https" if data["etcd_tls_cert_file"] else "http"
     return f"{scheme}://{client_address(data['etcd_listen'], control_plane)}:{data['etcd_client_port']}"
 
@@ -113,3 +104,32 @@ def client_address(listen: str, inventory_host) -> str:
     if listen in ("0.0.0.0", "::"):
         return host_address(inventory_host)
     return listen
+
+
+# -- data checks shared by the control plane's services (nats, etcd) ----------
+
+
+def service_tls_gaps(service: str, name: str, data: Mapping[str, Any]) -> list[DataError]:
+    """TLS of ``service`` (nats, etcd) on one host (pure): a certificate comes with its key."""
+    cert, key = f"{service}_tls_cert_file", f"{service}_tls_key_file"
+    return [DataError(name, missing, None, f"{have} is set: {service} TLS needs both the certificate and its key "
+                      "(files on the host)")
+            for have, missing in ((cert, key), (key, cert)) if data.get(have) and not data.get(missing)]
+
+
+def client_gaps(service: str, fleet) -> Iterable[DataError]:
+    """A host using another host's ``service`` (nats or etcd) that needs a
+    password must have that password too, and the CA of one that speaks TLS."""
+    for name, data in fleet.hosts:
+        other = fleet.control_plane(name, data)
+        if other is None:
+            continue
+        cp_name, cp = other
+        key = f"{service}_tls_ca_file"
+        if cp[f"{service}_tls_cert_file"] and not data[key]:
+            yield DataError(name, key, None, f"{cp_name}'s {service} speaks TLS: set {key} to the path of the CA "
+                            "file (on this host) its certificate is checked against")
+        key = f"{service}_password_file"
+        if cp[key] and not data[key]:
+            yield DataError(name, key, None, f"{cp_name}'s {service} requires a password: set {key} to the path "
+                            "of that password's file on this host")

@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 
 from armada.inventory import host_data, load_inventory
+from armada import registry
 from armada.schema import with_defaults
 
 
@@ -66,9 +67,10 @@ def batches(hosts: list[str], size: int) -> list[list[str]]:
 
 def run_upgrade(inventory_path: str, extra: list[str]) -> tuple[int, list[HostResult]]:
     inventory = load_inventory(inventory_path)
-    serving = [h for h in inventory if "vllm_service" in with_defaults(host_data(h))["armada_roles"]]
+    serving = [h for h in inventory if any(r.serves for r in registry.selected(with_defaults(host_data(h))))]
     if not serving:
-        raise SystemExit(f"armada upgrade: no host of {inventory_path} runs the vllm_service role")
+        raise SystemExit(f"armada upgrade: no host of {inventory_path} runs a serving role "
+                         f"({', '.join(r.name for r in registry.roles() if r.serves)})")
     size = with_defaults(host_data(serving[0]))["armada_max_unavailable"]
     names = [h.name for h in serving]
     results = {name: HostResult(name, "not touched") for name in names}

@@ -7,5 +7,5 @@ from pyinfra import host, inventory
 
 from armada.deploy import prepare, schedule_health_checks
 
-profile = prepare(host, inventory)
-schedule_health_checks(host, inventory, profile)
+run = prepare(host, inventory)
+schedule_health_checks(run)

@@ -5,8 +5,8 @@
 It starts by validating every host's data (one error list, nothing changed
 on any host when there is one), reads each host's facts and builds its
 serving profile (every decision is logged with its reason), then runs the
-host's roles (``armada_roles``) in order: base, tcmalloc, nats, etcd, vllm,
-model, vllm_service; and ends with the health checks (read-only): a table
+host's roles (``armada_roles``) in the registry's order (armada.registry): base,
+nvidia, tcmalloc, nats, etcd, vllm, model, vllm_service or dynamo; and ends with the health checks (read-only): a table
 per host and a JSON report, non-zero exit when any check fails.
 """
 
@@ -14,6 +14,6 @@ from pyinfra import host, inventory
 
 from armada.deploy import apply_roles, prepare, schedule_health_checks
 
-profile = prepare(host, inventory)
-apply_roles(host, inventory, profile)
-schedule_health_checks(host, inventory, profile)
+run = prepare(host, inventory)
+apply_roles(run)
+schedule_health_checks(run)

@@ -7,8 +7,8 @@ and check that it serves again (the same health checks as llm.py).
 from pyinfra import host, inventory
 
 from armada.deploy import prepare, schedule_health_checks
-from roles.vllm_service import rollback
+from armada.serving import rollback
 
-profile = prepare(host, inventory)
-rollback(profile)
-schedule_health_checks(host, inventory, profile)
+run = prepare(host, inventory)
+rollback(run)
+schedule_health_checks(run)

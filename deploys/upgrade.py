@@ -1,5 +1,5 @@
 """Upgrade, phase 1 (all hosts at once): build the new installs beside the
-serving ones. Every role but the service runs, so each host gets the new
+serving ones. Every role but the one that flips what serves runs, so each host gets the new
 vLLM venv (and model) while the old install keeps serving untouched.
 
 Phase 2 is `armada upgrade INVENTORY`: host by host (or in batches of
@@ -12,5 +12,5 @@ from pyinfra import host, inventory
 
 from armada.deploy import apply_roles, prepare
 
-profile = prepare(host, inventory)
-apply_roles(host, inventory, profile, skip=("vllm_service",))
+run = prepare(host, inventory)
+apply_roles(run, build_only=True)

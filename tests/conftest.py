@@ -37,6 +37,14 @@ def fixture_text(*parts: str) -> str:
         return handle.read()
 
 
+def build_profile(host: str, facts, data: dict, model_bytes: int | None = None):
+    """armada.profile.build_profile on complete data (every key's default filled in), as a deploy calls it."""
+    from armada.profile import build_profile as build
+    from armada.schema import with_defaults
+
+    return build(host, facts, with_defaults(data), model_bytes)
+
+
 def armada(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
     """Run the installed console script, as a user would."""
     exe = shutil.which("armada", path=os.path.dirname(sys.executable)) or shutil.which("armada")

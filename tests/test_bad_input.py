@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 from armada.inventory import DataFileError, load_data, load_inventory, validate_inventory
-from armada.profile import build_profile
-from armada.schema import DataError
+from conftest import build_profile
+from armada.errors import DataError
 from conftest import armada
 
 GOOD = {"model_id": "org/model"}

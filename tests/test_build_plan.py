@@ -6,7 +6,7 @@ import os
 import pytest
 
 from armada.parsers import host_facts_from_outputs
-from armada.profile import build_profile
+from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
 from conftest import host_dir

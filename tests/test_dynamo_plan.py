@@ -11,16 +11,17 @@ import textwrap
 import jinja2
 import pytest
 
-from armada.deploy import role_modules
+from armada import registry
 from armada.inventory import load_inventory, validate_inventory
 from armada.parsers import host_facts_from_outputs, parse_cpu_list
-from armada.profile import build_profile
-from armada.schema import DataError, validate_host_data, with_defaults
+from conftest import build_profile
+from armada.errors import DataError
+from armada.schema import validate_host_data, with_defaults
 from armada.snapshot import read_snapshot
 from conftest import host_dir
-from roles.dynamo import common_env, frontend_args, plan_workers, split, worker_parts
-from roles.vllm import companion_packages, dynamo_extras, dynamo_spec, install_id
-from roles.vllm_service import serving_units
+from armada.serving import dynamo_extras, dynamo_spec, install_id, plan_workers, serving_units, split, worker_parts
+from roles.dynamo import common_env, frontend_args
+from roles.vllm import companion_packages
 
 DYNAMO = {"armada_serving": "dynamo", "model_id": "Qwen/Qwen2.5-7B-Instruct", "vllm_version": "0.31.0"}
 
@@ -46,7 +47,7 @@ def data(**values):
 
 
 def profile_of(name, **values):
-    return build_profile(name, host_facts_from_outputs(read_snapshot(host_dir(name))), {**DYNAMO, **values})
+    return build_profile(name, host_facts_from_outputs(read_snapshot(host_dir(name))), with_defaults({**DYNAMO, **values}))
 
 
 def test_gb200_in_dynamo_mode_gets_cuda_vllm_pinned_by_the_release_and_gpus_split_between_workers():
@@ -59,7 +60,8 @@ def test_gb200_in_dynamo_mode_gets_cuda_vllm_pinned_by_the_release_and_gpus_spli
     assert dynamo_spec(d) == "ai-dynamo==1.6.1" and dynamo_extras(d) == ["nixl==1.4.1"]
     assert companion_packages(d) == ["torchvision"]
     # serving is Dynamo's frontend and workers in place of armada-vllm
-    assert role_modules(d)[-1] == "roles.dynamo" and "roles.vllm_service" not in role_modules(d)
+    names = [r.name for r in registry.selected(d)]
+    assert names[-1] == "dynamo" and "vllm_service" not in names
     workers = plan_workers("gb200", profile, d)
     assert [(w.name, w.part, w.env["CUDA_VISIBLE_DEVICES"]) for w in workers] == [
         ("prefill0", "prefill", "0"), ("prefill1", "prefill", "1"), ("decode0", "decode", "2"), ("decode1", "decode", "3")]
@@ -118,7 +120,7 @@ def test_common_env_points_at_the_control_plane_and_names_users_not_passwords():
                        armada_roles=["base", "nats", "etcd"])
     d = data(nats_password_file="/etc/armada-secrets/nats-password",
              etcd_password_file="/etc/armada-secrets/etcd-password")
-    env = common_env(profile_of("x86-lab-vm"), d, cp)
+    env = common_env(profile_of("x86-lab-vm"), d, cp, with_defaults(cp.data))
     assert env["NATS_SERVER"] == "nats://10.213.0.11:4222" and env["ETCD_ENDPOINTS"] == "http://10.213.0.11:2379"
     assert (env["DYN_DISCOVERY_BACKEND"], env["DYN_REQUEST_PLANE"], env["DYN_EVENT_PLANE"]) == ("etcd", "nats", "nats")
     assert env["DYN_NAMESPACE"] == "dynamo"

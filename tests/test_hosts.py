@@ -10,7 +10,7 @@ import os
 import pytest
 
 from armada.parsers import format_cpu_list, host_facts_from_outputs
-from armada.profile import build_profile
+from conftest import build_profile
 from armada.snapshot import read_snapshot
 from conftest import HOST_NAMES, armada, host_dir
 

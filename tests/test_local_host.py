@@ -157,7 +157,7 @@ def test_a_moment_of_503_is_asked_again_not_reported(local_host):
 
     url, server = _answering([BUSY_NATS, BUSY_NATS, (200, {"status": "ok"})])
     try:
-        ok, seen = health._http_json_until(local_host, url, health._nats_healthy, retries=3)
+        ok, seen = health.http_json_until(local_host, url, health.nats_healthy, retries=3)
     finally:
         server.shutdown()
     assert ok and seen == {"status": "ok"}
@@ -169,7 +169,7 @@ def test_a_lasting_503_is_reported_with_what_was_seen(local_host):
 
     url, server = _answering([BUSY_NATS])
     try:
-        ok, seen = health._http_json_until(local_host, url, health._nats_healthy, retries=3, settle=2)
+        ok, seen = health.http_json_until(local_host, url, health.nats_healthy, retries=3, settle=2)
     finally:
         server.shutdown()
     assert not ok and seen["error"].startswith("failed to be ready")

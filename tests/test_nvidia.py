@@ -3,14 +3,14 @@ checks, on real GH200 / GB200 / H100 snapshots; and nothing of it on Graviton.""
 
 import pytest
 
-from armada.health import evaluate_gpus
 from armada.parsers import host_facts_from_outputs, parse_nvidia_smi_table
-from armada.profile import build_profile
+from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
 from conftest import fixture_text, host_dir
+from armada.serving import install_id
 from roles.nvidia import NvidiaPlanError, nvidia_plan
-from roles.vllm import install_id
+from roles.nvidia.health import evaluate_gpus
 
 
 def profile_of(name, **data):

@@ -3,8 +3,9 @@
 import pytest
 
 from armada.parsers import host_facts_from_outputs
-from armada.profile import Profile, build_profile
-from armada.schema import DataError
+from armada.profile import Profile
+from conftest import build_profile
+from armada.errors import DataError
 from armada.snapshot import read_snapshot
 from conftest import host_dir
 

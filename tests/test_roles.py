@@ -4,18 +4,19 @@ import jinja2
 import pytest
 
 from armada.parsers import host_facts_from_outputs, parse_torch_probe
-from armada.profile import build_profile
+from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
 from conftest import fixture_text, host_dir
 from roles.base import packages_for
 from roles.etcd import cluster_settings
-from roles.vllm import TorchGuardError, enforce_torch_guard, install_id, torch_problem, venv_path
+from armada.serving import install_id, torch_problem, venv_path
+from roles.vllm import TorchGuardError, enforce_torch_guard
 from roles.vllm_service import server_args, service_env
 
 
 def profile_of(name, **data):
-    return build_profile(name, host_facts_from_outputs(read_snapshot(host_dir(name))), data)
+    return build_profile(name, host_facts_from_outputs(read_snapshot(host_dir(name))), with_defaults(data))
 
 
 class FakeHost:
@@ -116,7 +117,7 @@ def test_vllm_service_env_and_args_from_the_profile():
     profile = profile_of("x86-lab-vm", vllm_kvcache_space_gib=1)
     data = with_defaults({"model_path": None, "model_id": "org/tiny", "vllm_max_model_len": 256})
     cp = FakeHost("armada-cp", ssh_hostname="10.213.0.11", nats_listen="0.0.0.0", etcd_listen="0.0.0.0")
-    env = service_env(profile, data, cp)
+    env = service_env(profile, data, cp, with_defaults(cp.data))
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert env["LD_PRELOAD"] == "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
     assert env["NATS_SERVER"] == "nats://10.213.0.11:4222" and env["ETCD_ENDPOINTS"] == "http://10.213.0.11:2379"

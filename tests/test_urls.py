@@ -5,7 +5,7 @@ import pytest
 
 from armada.deploy import urls_to_check
 from armada.parsers import host_facts_from_outputs, url_problem
-from armada.profile import build_profile
+from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
 from conftest import fixture_text, host_dir

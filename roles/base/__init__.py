@@ -13,10 +13,13 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
+from armada.errors import DataError
 from armada.facts import DpkgInterrupted
+from armada.keys import PRIVATE_KEY, SECRET
 from armada.profile import Profile
-from armada.role_support import template_path, role_data
-from armada.schema import SECRET_FILE_KEYS, TLS_FILE_KEYS
+from armada.role import Fleet, Role, RoleRun
+from armada.role_support import template_path
+from roles.base.defaults import KEYS
 
 CA_DIR = "/usr/local/share/ca-certificates/armada"
 
@@ -36,8 +39,8 @@ def packages_for(profile: Profile, roles: list[str]) -> list[str]:
 
 
 @deploy("armada base")
-def apply(profile: Profile):
-    data = role_data(host)
+def apply(run: RoleRun):
+    data, profile = run.data, run.profile
     proxy = data["armada_proxy"]
     tpl = template_path(__file__)
 
@@ -97,13 +100,33 @@ def apply(profile: Profile):
     )
     # secret files (written by the operator's secret delivery, checked before
     # the run): readable by the service user alone
-    for key in SECRET_FILE_KEYS:
-        if data[key]:
-            files.file(name=f"secret {key}: 0600 {user}", path=data[key], user=user, group=user, mode="600")
-    for key, kind in TLS_FILE_KEYS.items():
-        if data[key] and kind == "key":
-            files.file(name=f"TLS key {key}: 0600 {user}", path=data[key], user=user, group=user, mode="600")
-        elif data[key]:
-            files.file(name=f"TLS certificate {key}: 0644", path=data[key], mode="644")
+    # (every role's keys that name such a file: Key.holds)
+    for key in (k for k in run.keys.values() if k.holds == SECRET):
+        if data[key.name]:
+            files.file(name=f"secret {key.name}: 0600 {user}", path=data[key.name], user=user, group=user, mode="600")
+    for key in (k for k in run.keys.values() if k.holds and k.holds != SECRET):
+        if data[key.name] and key.holds == PRIVATE_KEY:
+            files.file(name=f"TLS key {key.name}: 0600 {user}", path=data[key.name], user=user, group=user,
+                       mode="600")
+        elif data[key.name]:
+            files.file(name=f"TLS certificate {key.name}: 0644", path=data[key.name], mode="644")
     files.directory(name="install root", path=data["armada_root"], mode="755")
     files.directory(name="data root", path=data["armada_data_dir"], user=user, group=user, mode="750")
+
+
+def fleet_checks(fleet: Fleet):
+    """armada_control_plane names a host of the inventory."""
+    names = {name for name, _ in fleet.hosts}
+    for name, data in fleet.hosts:
+        other = data["armada_control_plane"]
+        if other and other not in names:
+            yield DataError(name, "armada_control_plane", other, "no such host in the inventory")
+
+
+ROLE = Role(
+    name="base",
+    doc="egress proxy and CA certificates, OS packages, the service user, install and data roots",
+    keys=KEYS,
+    fleet_checks=fleet_checks,
+    apply=apply,
+)

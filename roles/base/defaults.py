@@ -1,22 +1,12 @@
-"""Data keys of the base role (and of the composition: which roles a host runs)."""
+"""Data keys of the base role (which roles a host runs, ``armada_roles``, is
+the registry's own key: armada.registry)."""
 
-from armada.schema import Key, absolute_path, at_least, identifier, url
+import os
 
-ALL_ROLES = ("base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service")
-
-
-def _roles(value):
-    if not all(isinstance(v, str) for v in value):
-        return "must be a list of role names"
-    unknown = [v for v in value if v not in ALL_ROLES]
-    if unknown:
-        return f"unknown role(s) {', '.join(unknown)}; known: {', '.join(ALL_ROLES)}"
-    return None
+from armada.keys import Key, absolute_path, at_least, identifier, url
 
 
 def _ca_files(value):
-    import os
-
     if not all(isinstance(v, str) for v in value):
         return "must be a list of file paths"
     missing = [v for v in value if not os.path.isfile(v)]
@@ -28,8 +18,6 @@ KEYS = (
         "requirement (armada==0.1.0), a wheel URL, or git+https://...@<ref>", nullable=True),
     Key("armada_install_index_url", str, None, "armada cloud-init: the index armada_install and its dependencies "
         "come from (default: pip's own)", nullable=True, check=url),
-    Key("armada_roles", list, list(ALL_ROLES), "Roles this host runs, in deploy order (a subset of "
-        + ", ".join(ALL_ROLES) + ")", check=_roles),
     Key("armada_control_plane", str, None, "Inventory host whose nats and etcd this host uses; default: itself",
         nullable=True),
     Key("armada_proxy", str, None, "Egress HTTP proxy for apt, pip and downloads (http://host:port)",

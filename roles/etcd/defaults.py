@@ -1,6 +1,6 @@
 """Data keys of the etcd role."""
 
-from armada.schema import Key, absolute_path, port, secret_path, tls_keys
+from armada.keys import SECRET, Key, absolute_path, port, secret_path, tls_keys
 
 KEYS = (
     Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
@@ -10,7 +10,7 @@ KEYS = (
     Key("etcd_password_file", str, None, "File ON THE HOST holding the password of etcd's root user (set it on "
         "the etcd host and on every host using it): armada enables etcd auth with it, clients then authenticate; "
         "0600, owned by the service user; never in a config, a command line or a log",
-        nullable=True, check=secret_path),
+        nullable=True, check=secret_path, holds=SECRET),
     *tls_keys("etcd", "etcd", "on its client URLs (with etcd_tls_key_file and etcd_tls_ca_file): clients then "
               "use https; it must name 127.0.0.1 and the address clients connect to",
               "(set it on the etcd host and on every host using it)"),

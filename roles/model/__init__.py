@@ -14,26 +14,40 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
-from armada.profile import Profile
-from armada.role_support import role_data
+from pyinfra.facts.files import Directory
+
+from armada.errors import DataError
+from armada.facts import DiskSpace
+from armada.parsers import disk_problem
+from armada.role import Role, RoleRun
+from armada.serving import model_bytes, model_dir, model_name
+from roles.model.defaults import KEYS
 
 
-def model_name(data: dict) -> str:
-    """The name the server answers to (and the model's folder in the cache)."""
-    if data["model_name"]:
-        return data["model_name"]
-    if data["model_path"]:
-        return os.path.basename(os.path.normpath(os.path.expanduser(data["model_path"])))
-    return data["model_id"].replace("/", "--")
+def checks(name: str, data):
+    """One model, named one way, on a host that serves or holds one."""
+    roles = data["armada_roles"]
+    if "vllm_service" not in roles and "model" not in roles:
+        return  # no model needed on a host that does not serve
+    if data["model_path"] and data["model_id"]:
+        yield DataError(name, "model_path", data["model_path"], "set model_path (a local folder) or model_id (a hub "
+                        "id), not both")
+    if not data["model_path"] and not data["model_id"]:
+        yield DataError(name, "model_id", None, "no model: set model_path (a local folder) or model_id (a hub id)")
 
 
-def model_dir(data: dict) -> str:
-    return f"{data['model_cache_dir']}/{model_name(data)}"
+def preflight(run: RoleRun):
+    """The model cache must be writable and have room for a model not there yet."""
+    target = model_dir(run.data)
+    needed = None if run.host.get_fact(Directory, path=target) else model_bytes(run.data)
+    problem = disk_problem(run.host.get_fact(DiskSpace, path=target), target, needed)
+    if problem:
+        yield DataError(run.host.name, "model_cache_dir", run.data["model_cache_dir"], problem)
 
 
 @deploy("armada model")
-def apply(profile: Profile):
-    data = role_data(host)
+def apply(run: RoleRun):
+    data = run.data
     user = data["armada_user"]
     target = model_dir(data)
     files.directory(name="model cache", path=data["model_cache_dir"], user=user, group=user, mode="755")
@@ -68,3 +82,13 @@ def apply(profile: Profile):
             f"{python} -c {shlex.quote(fetch)} && chown -R {user}:{user} {shlex.quote(target)}"
         ],
     )
+
+
+ROLE = Role(
+    name="model",
+    doc="the model's files in the host's model cache: synced from model_path, or pulled from the hub (model_id)",
+    keys=KEYS,
+    checks=checks,
+    preflight=preflight,
+    apply=apply,
+)

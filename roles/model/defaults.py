@@ -1,6 +1,6 @@
 """Data keys of the model role, with defaults."""
 
-from armada.schema import Key, absolute_path, at_least, secret_path
+from armada.keys import SECRET, Key, absolute_path, at_least, secret_path
 
 
 def _local_folder(value: str) -> str | None:
@@ -16,7 +16,7 @@ def _local_folder(value: str) -> str | None:
 KEYS = (
     Key("model_hub_token_file", str, None, "File ON THE HOST holding the hub token for gated models (0600, "
         "written by your secret agent or cloud-init); read at pull time, never put in data, logs or a command line",
-        nullable=True, check=secret_path),
+        nullable=True, check=secret_path, holds=SECRET),
     Key("model_path", str, None, "Model folder on the control machine, synced to each host", nullable=True,
         check=_local_folder),
     Key("model_id", str, None, "Hugging Face hub id pulled into model_cache_dir on the host", nullable=True,

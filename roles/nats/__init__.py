@@ -11,15 +11,18 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
-from armada.profile import Profile
-from armada.role_support import managed_service, mask_distro_unit, role_data, template_path
+from armada.errors import DataError
+from armada.role import Fleet, Role, RoleRun
+from armada.role_support import client_gaps, managed_service, mask_distro_unit, service_tls_gaps, template_path
+from roles.nats import health
+from roles.nats.defaults import KEYS
 
 UNIT = "armada-nats"
 
 
 @deploy("armada nats")
-def apply(profile: Profile):
-    data = role_data(host)
+def apply(run: RoleRun):
+    data = run.data
     tpl = template_path(__file__)
     user = data["armada_user"]
     config = f"{data['armada_config_dir']}/nats.conf"
@@ -72,3 +75,31 @@ def apply(profile: Profile):
         password_file=data["nats_password_file"],
     )
     managed_service(UNIT, unit, [conf], watched=[config])
+
+
+def checks(name: str, data):
+    """A release needs its URL and sha256; a TLS certificate needs its key."""
+    if "nats" in data["armada_roles"] and data["nats_source"] == "release":
+        for key in ("nats_release_url", "nats_release_sha256"):
+            if not data[key]:
+                yield DataError(name, key, None, f"nats_source 'release' needs {key} (the download is verified)")
+    yield from service_tls_gaps("nats", name, data)
+
+
+def urls(data, profile) -> list[tuple[str, str]]:
+    if data["nats_source"] == "release" and data["nats_release_url"]:
+        return [("nats_release_url", data["nats_release_url"])]
+    return []
+
+
+ROLE = Role(
+    name="nats",
+    doc="nats-server with JetStream under armada's own unit (the distro package or a release checked by sha256)",
+    keys=KEYS,
+    checks=checks,
+    fleet_checks=lambda fleet: client_gaps("nats", fleet),
+    urls=urls,
+    apply=apply,
+    health=health.checks,
+    binds=("nats_port", "nats_monitor_port"),
+)

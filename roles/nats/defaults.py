@@ -1,6 +1,6 @@
 """Data keys of the nats role."""
 
-from armada.schema import Key, absolute_path, port, secret_path, tls_keys, url
+from armada.keys import SECRET, Key, absolute_path, port, secret_path, tls_keys, url
 
 
 def _sha256(value):
@@ -22,7 +22,7 @@ KEYS = (
     Key("nats_password_file", str, None, "File ON THE HOST holding the nats client password (set it on the nats "
         "host and on every host using it): clients must then authenticate as nats_user; armada makes it 0600, "
         "owned by the service user; read by nats-server at start, never in a config, a command line or a log",
-        nullable=True, check=secret_path),
+        nullable=True, check=secret_path, holds=SECRET),
     *tls_keys("nats", "nats-server", "(with nats_tls_key_file): every client must then speak TLS (tls:// "
               "URLs); it must name the address clients connect to", "(set it on every host using that nats)"),
     Key("nats_store_dir", str, "/var/lib/armada/nats", "JetStream store on persistent disk", check=absolute_path),

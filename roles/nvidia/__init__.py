@@ -17,8 +17,12 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from armada.errors import DataError
+from armada.facts import OsRelease
 from armada.profile import Profile
-from armada.role_support import role_data
+from armada.role import Role, RoleRun
+from roles.nvidia import health
+from roles.nvidia.defaults import KEYS
 
 NVIDIA_REPOS = "https://developer.download.nvidia.com/compute/cuda/repos"
 KEYRING_DEB = "cuda-keyring_1.1-1_all.deb"
@@ -86,13 +90,29 @@ def nvidia_plan(profile: Profile, data: dict, os_id: str, os_version: str | None
     )
 
 
-@deploy("armada nvidia")
-def apply(profile: Profile):
-    from armada.facts import OsRelease
+def host_plan(run: RoleRun) -> NvidiaPlan | None:
+    os_info = run.host.get_fact(OsRelease)
+    return nvidia_plan(run.profile, run.data, os_info.id, os_info.version_id)
 
-    data = role_data(host)
-    os_info = host.get_fact(OsRelease)
-    plan = nvidia_plan(profile, data, os_info.id, os_info.version_id)
+
+def preflight(run: RoleRun):
+    """A GPU host on an OS NVIDIA's CUDA repository does not serve is refused before any change."""
+    try:
+        host_plan(run)
+    except NvidiaPlanError as exc:
+        yield DataError(run.host.name, "armada_roles", "nvidia", str(exc))
+
+
+def urls(data, profile) -> list[tuple[str, str]]:
+    if profile.accelerator == "cuda" and data["nvidia_repo_mirror"]:
+        return [("nvidia_repo_mirror", data["nvidia_repo_mirror"])]
+    return []
+
+
+@deploy("armada nvidia")
+def apply(run: RoleRun):
+    data = run.data
+    plan = host_plan(run)
     if plan is None:
         return  # nothing NVIDIA on PCI: nothing to do
 
@@ -113,3 +133,14 @@ def apply(profile: Profile):
         server.reboot(name="reboot for the new NVIDIA kernel module", _if=any_changed(driver), _serial=True)
     for service in plan.services:
         systemd.service(name=f"{service} running", service=f"{service}.service", running=True, enabled=True)
+
+
+ROLE = Role(
+    name="nvidia",
+    doc="NVIDIA's CUDA repository, the pinned open-module driver, persistenced, fabric manager and imex where needed",
+    keys=KEYS,
+    preflight=preflight,
+    urls=urls,
+    apply=apply,
+    health=health.checks,
+)

@@ -1,6 +1,6 @@
 """Data keys of the nvidia role (GPU hosts: NVIDIA GPUs on PCI)."""
 
-from armada.schema import Key, url
+from armada.keys import Key, url
 
 
 def _branch(value):

@@ -14,9 +14,8 @@ are in :mod:`armada.profile`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import re
 import shlex
 from io import StringIO
 
@@ -26,58 +25,18 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pyinfra.operations import files, pip, python, server
 
+from armada.errors import DataError
 from armada.facts import TorchBuild, VenvDistributions
-from armada.parsers import TorchBuild as TorchBuildInfo
+from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
 from armada.paths import shared
 from armada.profile import Profile
-from armada.role_support import role_data, run_quiet
+from armada.role import Role, RoleRun
+from armada.role_support import run_quiet
+from armada.serving import dynamo_extras, dynamo_spec, needs_install, torch_problem, venv_path
 from roles.vllm import build
+from roles.vllm.defaults import KEYS
 
 INSTALLER = "armada-pip-install.py"
-
-
-def install_id(profile: Profile, data: dict) -> str:
-    """``<version>-<hash>``: one venv per distinct install (a pure function)."""
-    recipe = {
-        "strategy": profile.vllm_strategy,
-        "spec": profile.vllm_spec,
-        "git": [profile.vllm_git_url, profile.vllm_git_commit],
-        "torch": [profile.torch_spec, profile.torch_index_url],
-        "device": profile.vllm_target_device,
-        "exclude": sorted(data["vllm_exclude_deps"]),
-    }
-    # keys only when used: installs made before them keep their id
-    if data["vllm_extra_requirements"]:
-        recipe["extra"] = list(data["vllm_extra_requirements"])
-    if data["armada_serving"] == "dynamo":
-        recipe["dynamo"] = [dynamo_spec(data), sorted(data["dynamo_exclude_deps"])]
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{data['vllm_version']}-{digest}"
-
-
-def venv_path(profile: Profile, data: dict) -> str:
-    return f"{data['armada_root']}/vllm/{install_id(profile, data)}"
-
-
-def torch_problem(build: TorchBuildInfo | None, profile: Profile, installed_packages: dict | None = None) -> str | None:
-    """Why the venv's torch is not the build the profile chose; None when it is."""
-    if build is None:
-        return "no importable torch in the venv"
-    wanted = profile.torch_spec.split("==", 1)[1]
-    if build.version != wanted and build.version.split("+")[0] != wanted:
-        return f"torch {build.version} installed, {wanted} wanted"
-    if profile.accelerator == "cuda":
-        if not build.is_cuda_build:
-            return f"torch {build.version} is a CPU build on a GPU host"
-        if build.device_count != profile.gpu_count:
-            return f"torch sees {build.device_count} GPU(s), the host has {profile.gpu_count}"
-    else:
-        if build.is_cuda_build:
-            return f"torch {build.version} is a CUDA {build.cuda} build on a CPU-only host"
-        nvidia = sorted(name for name in (installed_packages or {}) if name.lower().startswith("nvidia-"))
-        if nvidia:
-            return f"CUDA wheels on a CPU-only host: {', '.join(nvidia)}"
-    return None
 
 
 class TorchGuardError(RuntimeError):
@@ -90,8 +49,6 @@ def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
 
     Runs at execution time, right after an install (through python.call).
     """
-    from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
-
     def probe(script: str) -> str:
         return run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}", with_stderr=False)[1]
 
@@ -114,8 +71,8 @@ def _pip_source_args(profile: Profile, find_links: str | None, for_torch: bool) 
 
 
 @deploy("armada vllm")
-def apply(profile: Profile):
-    data = role_data(host)
+def apply(run: RoleRun):
+    data, profile = run.data, run.profile
     root = data["armada_root"]
     venv = venv_path(profile, data)
     python_bin, pip_bin = f"{venv}/bin/python", f"{venv}/bin/pip"
@@ -169,7 +126,7 @@ def apply(profile: Profile):
         installed = True
     if needs_install(profile.vllm_spec, packages):
         if profile.vllm_strategy == "source":
-            _install_built_wheel(profile, data, venv, installer, constraints, find_links, exclude)
+            _install_built_wheel(run, venv, installer, constraints, find_links, exclude)
         else:
             server.shell(name=f"vLLM {profile.vllm_spec}",
                          commands=[_install_command(python_bin, installer, constraints, sources, exclude,
@@ -190,19 +147,6 @@ def apply(profile: Profile):
         python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
 
 
-def dynamo_spec(data: dict) -> str:
-    return f"ai-dynamo=={data['dynamo_version']}"
-
-
-def dynamo_extras(data: dict) -> list[str]:
-    """What Dynamo's disaggregated mode adds to the venv (pure): the NIXL its release pins."""
-    from roles.dynamo.defaults import DYNAMO_NIXL
-
-    if data["armada_serving"] == "dynamo" and data["dynamo_worker_mode"] == "disaggregated":
-        return [f"nixl=={DYNAMO_NIXL[data['dynamo_version']]}"]
-    return []
-
-
 def companion_packages(data: dict) -> list[str]:
     """Packages built against torch that the serving venv needs beside it (pure):
     Dynamo's vLLM worker imports torchvision, which must come from the torch
@@ -212,15 +156,6 @@ def companion_packages(data: dict) -> list[str]:
     return []
 
 
-def needs_install(spec: str, installed: dict) -> bool:
-    """Whether the venv lacks a distribution satisfying ``spec`` (pure)."""
-    requirement = Requirement(spec)
-    have = {canonicalize_name(name): version for name, version in (installed or {}).items()}.get(
-        canonicalize_name(requirement.name)
-    )
-    return not (have and requirement.specifier.contains(have, prereleases=True))
-
-
 def _install_command(python_bin: str, installer: str, constraints: str, sources: str, exclude: str, spec: str) -> str:
     if exclude:
         return (f"{python_bin} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
@@ -228,11 +163,12 @@ def _install_command(python_bin: str, installer: str, constraints: str, sources:
     return f"{python_bin} -m pip install --constraint={constraints} {sources} {shlex.quote(spec)}"
 
 
-def _install_built_wheel(profile: Profile, data: dict, venv: str, installer: str, constraints: str,
-                         find_links: str | None, exclude: str) -> None:
+def _install_built_wheel(run: RoleRun, venv: str, installer: str, constraints: str, find_links: str | None,
+                         exclude: str) -> None:
     """The source strategy: build once per fleet (on the elected builder), install from the wheelhouse."""
+    profile, data = run.profile, run.data
     key = build.host_build_key(host, profile, data)
-    builders = build.fleet_builders(host.state, host.inventory)
+    builders = build.fleet_builders(run)
     builder = builders.get(key)
     if builder == host.name:
         # PyTorch's CPU index holds torch, not cmake or ninja: requirements from the usual index
@@ -252,12 +188,39 @@ def _install_built_wheel(profile: Profile, data: dict, venv: str, installer: str
     )
 
 
-def current_link(data: dict) -> str:
-    """The install the service runs (flipped by the vllm_service role and rollbacks)."""
-    return f"{data['armada_root']}/vllm/current"
+def checks(name: str, data):
+    """The strategy has what it needs; a pinned spec agrees with vllm_version."""
+    strategy = data["vllm_strategy"]
+    if strategy == "wheel" and not data["vllm_wheelhouse"]:
+        yield DataError(name, "vllm_wheelhouse", None, "vllm_strategy 'wheel' needs a wheelhouse (folder or URL)")
+    if strategy == "source" and re.match(r"^[a-z]+://", data["vllm_wheelhouse"] or ""):
+        yield DataError(
+            name, "vllm_wheelhouse", data["vllm_wheelhouse"], "vllm_strategy 'source' publishes its builds to a folder "
+            "on the control machine; a URL is read-only here (serve that folder over HTTP to other fleets)"
+        )
+    spec = data["vllm_spec"]
+    if spec:
+        pinned = [s.version for s in Requirement(spec).specifier if s.operator in ("==", "===")]
+        if pinned and pinned[0] != data["vllm_version"]:
+            yield DataError(name, "vllm_spec", spec, f"pins {pinned[0]} but vllm_version is {data['vllm_version']!r}; "
+                            "set both to the same release")
 
 
-def previous_link(data: dict) -> str:
-    """The install that served before the last flip: what a rollback returns to."""
-    return f"{data['armada_root']}/vllm/previous"
+def urls(data, profile: Profile) -> list[tuple[str, str]]:
+    """The torch index (it must serve torch, not only answer) and a wheelhouse URL."""
+    found = []
+    if profile.torch_index_url:
+        found.append(("torch_index_url", profile.torch_index_url.rstrip("/") + "/torch/"))
+    if data["vllm_wheelhouse"] and "://" in data["vllm_wheelhouse"]:
+        found.append(("vllm_wheelhouse", data["vllm_wheelhouse"]))
+    return found
 
+
+ROLE = Role(
+    name="vllm",
+    doc="torch and vLLM (and Dynamo when it serves) in a versioned venv, torch pinned and guarded",
+    keys=KEYS,
+    checks=checks,
+    urls=urls,
+    apply=apply,
+)

@@ -36,9 +36,12 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
+from pyinfra.operations import files, pip, python, server
 
+from armada.facts import HostFacts, VenvDistributions
 from armada.profile import Profile
 from armada.role_support import run_quiet
+from armada.serving import needs_install, venv_path
 
 DEFAULT_WHEELHOUSE = "~/.cache/armada/wheelhouse"
 
@@ -129,23 +132,20 @@ def key_dir(data: Mapping[str, Any], key: str) -> str:
 _plans: dict[int, dict[str, str]] = {}
 
 
-def fleet_builders(state, inventory) -> dict[str, str]:
-    """``{key: builder}`` for this run (computed once per run, from every host's facts)."""
+def fleet_builders(run) -> dict[str, str]:
+    """``{key: builder}`` for this run (computed once per run, from every host's
+    facts; ``run``: the armada.role.RoleRun of the host asking)."""
+    state = run.host.state
     if id(state) in _plans:
         return _plans[id(state)]
-    from armada.deploy import host_profile
-    from armada.facts import VenvDistributions
-    from armada.role_support import role_data
-    from roles.vllm import needs_install, venv_path
-
     needs, built = [], []
-    for other in inventory:
+    for other in run.inventory:
         if other not in state.active_hosts or not state.is_host_in_limit(other):
             continue
-        data = role_data(other)
+        data = run.data_of(other)
         if "vllm" not in data["armada_roles"]:
             continue
-        profile = host_profile(other)
+        profile = run.profile_of(other)
         if profile.vllm_strategy != "source":
             continue
         key = host_build_key(other, profile, data)
@@ -159,8 +159,6 @@ def fleet_builders(state, inventory) -> dict[str, str]:
 
 
 def host_build_key(host, profile: Profile, data: Mapping[str, Any]) -> str:
-    from armada.facts import HostFacts
-
     facts = host.get_fact(HostFacts)
     release = f"{facts.os.id}{facts.os.version_id}" if facts.os else "unknown"
     return build_key(profile, facts.cpu.arch, release, data)
@@ -176,10 +174,6 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
     ``torch_args``: where torch comes from (the profile's index); the build
     requirements (cmake, ninja, setuptools-scm ...) come from the usual
     index with ``requirement_args``, torch held by the constraints pin."""
-    from pyinfra.operations import files, pip, python, server
-
-    from armada.facts import HostFacts
-
     facts = host.get_fact(HostFacts)
     work = f"{data['armada_root']}/build/{key}"
     src, venv, dist = f"{work}/src", f"{work}/venv", f"{work}/dist"

@@ -4,7 +4,7 @@
 (:func:`armada.profile.build_profile`) says what it chose and why.
 """
 
-from armada.schema import Key, at_least, fraction, port, requirement, url, url_or_dir, version, secret_path
+from armada.keys import SECRET, Key, at_least, fraction, port, requirement, url, url_or_dir, version, secret_path
 
 KEYS = (
     Key("vllm_accelerator", str, "auto", "Serve on 'cuda' or 'cpu'; 'auto' picks cuda when the host has NVIDIA GPUs",
@@ -65,7 +65,7 @@ KEYS = (
         "older ones are pruned", check=at_least(2)),
     Key("vllm_api_key_file", str, None, "File ON THE HOST holding the API key clients must send (Bearer); "
         "given to vLLM through systemd's LoadCredential as VLLM_API_KEY, never on a command line; "
-        "requests without it get 401", nullable=True, check=secret_path),
+        "requests without it get 401", nullable=True, check=secret_path, holds=SECRET),
     Key("vllm_host", str, "0.0.0.0", "Address the OpenAI-compatible server binds"),
     Key("vllm_port", int, 8000, "Port of the OpenAI-compatible server", check=port),
 )

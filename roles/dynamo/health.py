@@ -1,0 +1,80 @@
+"""The dynamo role's health checks: the control plane reached from this host
+(when it is another host), the frontend and every worker active, the model
+listed and a real completion through the frontend, prefill workers working
+(disaggregated), every worker registered in etcd, tcmalloc, the venv's torch."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+
+from armada.health import (Check, control_plane_checks, cpu_ms_of, etcd_read, http_json, tcmalloc_check, torch_check,
+                           unit_active)
+from armada.profile import Profile
+from armada.role_support import etcd_ca, etcd_url, nats_url, run_quiet
+from armada.serving import FRONTEND, WORKER, current_link, model_name, plan_workers
+
+
+def checks(run) -> list[Check]:
+    """``run``: the host's armada.role.RoleRun."""
+    data, venv = run.data, current_link(run.data)  # what really serves: the install `current` points at
+    cp_etcd = etcd_url(run.control_plane, run.cp_data)
+    found = []
+    if run.control_plane is not run.host:
+        found += control_plane_checks(run.host, nats_url(run.control_plane, run.cp_data), cp_etcd, data,
+                                      python=f"{venv}/bin/python")
+    return found + dynamo_checks(run.host, data, run.profile, venv, model_name(data),
+                                 plan_workers(run.host.name, run.profile, data), cp_etcd, data["vllm_ready_timeout"])
+
+
+def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, workers, etcd_url: str,
+                  ready_timeout: int = 600) -> list[Check]:
+    """Dynamo serving: the frontend and every worker unit active, the model
+    listed by the frontend (workers register after loading it), a real chat
+    completion through the frontend, every worker registered in etcd, in
+    disaggregated mode the prefill workers' CPU time rising during a request,
+    tcmalloc in every worker process, the venv's torch."""
+    checks = [unit_active(host, FRONTEND)] + [unit_active(host, w.unit.removesuffix(".service")) for w in workers]
+    base = f"http://127.0.0.1:{data['dynamo_frontend_port']}"
+    wait = (f"for i in $(seq {ready_timeout}); do curl -s --noproxy '*' {base}/v1/models "
+            f"| grep -q {shlex.quote(json.dumps(model))} && exit 0; sleep 1; done; exit 1")
+    ok, _ = run_quiet(host, f"bash -c {shlex.quote(wait)}")
+    ok, models = http_json(host, f"{base}/v1/models")
+    names = [m.get("id") for m in models.get("data", [])] if ok and isinstance(models, dict) else []
+    checks.append(Check(host.name, "Dynamo frontend /v1/models lists the model", model in names,
+                        ", ".join(names) or f"not within {ready_timeout}s: {str(models)[:160]}"))
+    prefill = [w.unit for w in workers if w.part == "prefill"]
+    before = {unit: cpu_ms_of(host, unit) for unit in prefill}
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
+    ok, reply = http_json(host, f"{base}/v1/chat/completions", body=body)
+    tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
+    content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
+    checks.append(Check(host.name, "chat completion through the Dynamo frontend generates", tokens > 0,
+                        f"{tokens} tokens: {content!r}"))
+    for unit in prefill:
+        used_ms = cpu_ms_of(host, unit) - before[unit]
+        checks.append(Check(host.name, f"the request went through {unit.removesuffix('.service')}", used_ms > 20,
+                            f"{used_ms:.0f} ms of CPU during the request"))
+
+    if data["dynamo_discovery_backend"] == "etcd":
+        prefix = f"v1/instances/{data['dynamo_namespace']}/".encode()
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        ok, seen = etcd_read(host, etcd_url, data["etcd_password_file"],
+                              {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
+                               "keys_only": True},
+                              ca_file=etcd_ca(data, etcd_url))
+        try:
+            keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(seen).get("kvs", [])]
+        except ValueError:
+            keys = []
+        # one key per served endpoint of each worker: backend (aggregated, decode) or prefill components
+        components = {key.split("/")[3] for key in keys if len(key.split("/")) > 3}
+        wanted = {"prefill" if w.part == "prefill" else "backend" for w in workers}
+        checks.append(Check(host.name, f"workers registered in etcd ({prefix.decode()})",
+                            ok and len(keys) >= len(workers) and wanted <= components,
+                            f"{len(keys)} key(s), components {sorted(components)}" if ok else seen[-160:]))
+    if profile.tcmalloc_path:
+        checks.append(tcmalloc_check(host, profile, f"{WORKER}@", "Dynamo workers"))
+    checks.append(torch_check(host, profile, venv))
+    return checks
