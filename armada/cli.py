@@ -10,7 +10,8 @@ import importlib
 import json
 import sys
 
-from armada.parsers import ParseError, host_facts_from_outputs
+from armada.parsers import ParseError
+from armada.parsers.host import host_facts_from_outputs
 from armada.profile import build_profile
 from armada.schema import DataError, validate_host_data
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 from pyinfra import logger
 from pyinfra.api.exceptions import PyinfraError
 
-from armada.facts import HostFacts
+from armada.facts.disk import FreeSpace
+from armada.facts.host import HostSnapshot
+from armada.facts.secrets import PemFile, SecretFile
+from armada.facts.urls import UrlStatus
 from armada.inventory import host_data, model_bytes, validate_inventory
+from armada.parsers.disk import disk_problem
 from armada.profile import Profile, build_profile
 from armada.schema import DataError
 
@@ -62,7 +66,7 @@ def check_inventory(inventory) -> None:
 
 def host_profile(host) -> Profile:
     """This host's profile from its facts and data (read-only on the host)."""
-    facts = host.get_fact(HostFacts)
+    facts = host.get_fact(HostSnapshot)
     data = host_data(host)
     try:
         profile = build_profile(host.name, facts, data, model_bytes(data))
@@ -98,8 +102,6 @@ def check_urls(host, data: dict, profile: Profile) -> None:
     """Every URL the run needs must answer from the host itself (through its
     proxy), before anything changes: a mirror that is down or mistyped
     stops the run here, naming host, key and value."""
-    from armada.facts import UrlStatus
-
     errors = []
     for key, url in urls_to_check(data, profile):
         problem = host.get_fact(UrlStatus, url=url, proxy=_proxy_for(url, data))
@@ -114,16 +116,13 @@ def check_disks(host, data: dict) -> None:
     """The model cache must be writable and have room for a model not there yet."""
     from pyinfra.facts.files import Directory
 
-    from armada.facts import DiskSpace
-    from armada.parsers import disk_problem
-
     if "model" not in data["armada_roles"]:
         return
     from roles.model import model_dir
 
     target = model_dir(data)
     needed = None if host.get_fact(Directory, path=target) else model_bytes(data)
-    problem = disk_problem(host.get_fact(DiskSpace, path=target), target, needed)
+    problem = disk_problem(host.get_fact(FreeSpace, path=target), target, needed)
     if problem:
         stop_on([DataError(host.name, "model_cache_dir", data["model_cache_dir"], problem)], "model cache problem(s)")
 
@@ -131,7 +130,6 @@ def check_disks(host, data: dict) -> None:
 def check_secrets(host, data: dict) -> None:
     """Every secret file the host's data names exists on the host and holds one
     usable secret; every TLS file holds a PEM block of its kind."""
-    from armada.facts import PemFile, SecretFile
     from armada.schema import SECRET_FILE_KEYS, TLS_FILE_KEYS
 
     errors = []

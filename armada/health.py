@@ -14,7 +14,12 @@ import shlex
 import time
 from dataclasses import asdict, dataclass
 
-from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
+from armada.commands.etcd import etcd_curl, etcd_login_body
+from armada.commands.snapshot import NVIDIA_SMI_QUERY
+from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
+from armada.parsers import ParseError
+from armada.parsers.gpu import parse_nvidia_smi_csv
+from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.profile import Profile
 from armada.role_support import etcd_ca, local_etcd, run_quiet
 
@@ -201,8 +206,6 @@ def _etcd_read(host, url: str, password_file: str | None = None, body: dict | No
     key): anonymous, or as root with the password in ``password_file`` (sent
     through curl's stdin; the token it gets never leaves the host).
     ``(read ok, what etcd said)``."""
-    from armada.parsers import etcd_curl, etcd_login_body
-
     curl = etcd_curl(ca_file)
     request = json.dumps(body or {"key": "YQ=="})
     read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
@@ -424,8 +427,6 @@ def evaluate_gpus(host_name: str, gpus, profile: Profile, branch: str) -> list[C
 
 def gpu_checks(host, profile: Profile, data: dict) -> list[Check]:
     """nvidia-smi answers with the expected GPUs, driver and persistence; vLLM runs on them."""
-    from armada.parsers import NVIDIA_SMI_QUERY, ParseError, parse_nvidia_smi_csv
-
     ok, text = run_quiet(host, f"nvidia-smi --query-gpu={NVIDIA_SMI_QUERY} --format=csv")
     try:
         gpus = parse_nvidia_smi_csv(text) if ok else ()

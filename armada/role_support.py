@@ -46,7 +46,7 @@ def managed_service(unit_name: str, unit_op, config_ops, watched: tuple[str, ...
     from pyinfra.operations import systemd
     from pyinfra.operations.util import any_changed
 
-    from armada.facts import ChangedSinceStart
+    from armada.facts.services import ChangedSinceStart
 
     service = f"{unit_name}.service"
     was_running = host.get_fact(SystemdStatus, services=[service]).get(service, False)

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from armada.inventory import DataFileError, load_data, load_inventory, validate_inventory
+from armada.parsers.host import host_facts_from_outputs
 from armada.profile import build_profile
 from armada.schema import DataError
 from conftest import armada
@@ -103,7 +104,6 @@ def test_armada_check_prints_it_and_exits_2(tmp_path):
 
 
 def test_tensor_parallel_above_the_gpus_is_refused_from_the_hosts_facts():
-    from armada.parsers import host_facts_from_outputs
     from armada.snapshot import read_snapshot
     from conftest import host_dir
 

@@ -13,7 +13,8 @@ import pytest
 
 from armada.deploy import role_modules
 from armada.inventory import load_inventory, validate_inventory
-from armada.parsers import host_facts_from_outputs, parse_cpu_list
+from armada.parsers.cpu import parse_cpu_list
+from armada.parsers.host import host_facts_from_outputs
 from armada.profile import build_profile
 from armada.schema import DataError, validate_host_data, with_defaults
 from armada.snapshot import read_snapshot

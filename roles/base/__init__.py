@@ -13,7 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
-from armada.facts import DpkgInterrupted
+from armada.facts.system import DpkgInterrupted
 from armada.profile import Profile
 from armada.role_support import template_path, role_data
 from armada.schema import SECRET_FILE_KEYS, TLS_FILE_KEYS

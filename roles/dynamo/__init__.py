@@ -24,7 +24,8 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
-from armada.parsers import format_cpu_list, parse_cpu_list
+from armada.facts.services import DynamoWorkerUnits
+from armada.parsers.cpu import format_cpu_list, parse_cpu_list
 from armada.profile import Profile
 from armada.role_support import control_plane_host, managed_service, role_data, template_path
 from armada.schema import DataError, dynamo_needs
@@ -146,7 +147,6 @@ def frontend_args(data: dict) -> list[str]:
 def apply(profile: Profile):
     from pyinfra.facts.files import File
 
-    from armada.facts import DynamoWorkerUnits
     from roles.vllm import current_link, venv_path
     from roles.vllm_service import UNIT as VLLM_UNIT
     from roles.vllm_service import flip_install, prune_installs

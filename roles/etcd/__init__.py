@@ -8,8 +8,8 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
-from armada.facts import EtcdAuth
-from armada.parsers import etcd_enable_auth_script
+from armada.commands.etcd import etcd_enable_auth_script
+from armada.facts.secrets import EtcdAuth
 from armada.profile import Profile
 from armada.role_support import host_address, local_etcd, managed_service, mask_distro_unit, role_data, template_path
 

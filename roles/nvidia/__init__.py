@@ -17,6 +17,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from armada.facts.system import OsRelease
 from armada.profile import Profile
 from armada.role_support import role_data
 
@@ -88,8 +89,6 @@ def nvidia_plan(profile: Profile, data: dict, os_id: str, os_version: str | None
 
 @deploy("armada nvidia")
 def apply(profile: Profile):
-    from armada.facts import OsRelease
-
     data = role_data(host)
     os_info = host.get_fact(OsRelease)
     plan = nvidia_plan(profile, data, os_info.id, os_info.version_id)

@@ -26,8 +26,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pyinfra.operations import files, pip, python, server
 
-from armada.facts import TorchBuild, VenvDistributions
-from armada.parsers import TorchBuild as TorchBuildInfo
+from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
+from armada.facts.torch import VenvDistributions, VenvTorch
+from armada.parsers.torch import TorchBuild, parse_distributions, parse_torch_probe
 from armada.paths import shared
 from armada.profile import Profile
 from armada.role_support import role_data, run_quiet
@@ -59,7 +60,7 @@ def venv_path(profile: Profile, data: dict) -> str:
     return f"{data['armada_root']}/vllm/{install_id(profile, data)}"
 
 
-def torch_problem(build: TorchBuildInfo | None, profile: Profile, installed_packages: dict | None = None) -> str | None:
+def torch_problem(build: TorchBuild | None, profile: Profile, installed_packages: dict | None = None) -> str | None:
     """Why the venv's torch is not the build the profile chose; None when it is."""
     if build is None:
         return "no importable torch in the venv"
@@ -90,8 +91,6 @@ def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
 
     Runs at execution time, right after an install (through python.call).
     """
-    from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
-
     def probe(script: str) -> str:
         return run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}", with_stderr=False)[1]
 
@@ -138,7 +137,7 @@ def apply(profile: Profile):
 
     pip.venv(name=f"venv {os.path.basename(venv)}", path=venv, python="python3")
 
-    torch_build = host.get_fact(TorchBuild, venv=venv)
+    torch_build = host.get_fact(VenvTorch, venv=venv)
     packages = host.get_fact(VenvDistributions, venv=venv) if torch_build else {}
     if torch_build is None:
         torch_args = " ".join(_pip_source_args(profile, find_links, for_torch=True))

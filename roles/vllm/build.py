@@ -37,6 +37,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from armada.facts.host import HostSnapshot
+from armada.facts.torch import VenvDistributions
 from armada.profile import Profile
 from armada.role_support import run_quiet
 
@@ -134,7 +136,6 @@ def fleet_builders(state, inventory) -> dict[str, str]:
     if id(state) in _plans:
         return _plans[id(state)]
     from armada.deploy import host_profile
-    from armada.facts import VenvDistributions
     from armada.role_support import role_data
     from roles.vllm import needs_install, venv_path
 
@@ -159,9 +160,7 @@ def fleet_builders(state, inventory) -> dict[str, str]:
 
 
 def host_build_key(host, profile: Profile, data: Mapping[str, Any]) -> str:
-    from armada.facts import HostFacts
-
-    facts = host.get_fact(HostFacts)
+    facts = host.get_fact(HostSnapshot)
     release = f"{facts.os.id}{facts.os.version_id}" if facts.os else "unknown"
     return build_key(profile, facts.cpu.arch, release, data)
 
@@ -178,9 +177,7 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
     index with ``requirement_args``, torch held by the constraints pin."""
     from pyinfra.operations import files, pip, python, server
 
-    from armada.facts import HostFacts
-
-    facts = host.get_fact(HostFacts)
+    facts = host.get_fact(HostSnapshot)
     work = f"{data['armada_root']}/build/{key}"
     src, venv, dist = f"{work}/src", f"{work}/venv", f"{work}/dist"
     python_bin = f"{venv}/bin/python"

@@ -10,10 +10,11 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Link
 from pyinfra.operations import files, systemd
 
+from armada.facts.services import DynamoWorkerUnits
+from armada.facts.torch import VllmInstalls
 from armada.profile import Profile
 from armada.role_support import control_plane_host, etcd_url, managed_service, nats_url, role_data, template_path
 from roles.model import model_dir, model_name
-from armada.facts import VllmInstalls
 from roles.vllm import current_link, previous_link, venv_path
 
 UNIT = "armada-vllm"
@@ -127,7 +128,6 @@ def _stop_dynamo() -> None:
     """One way of serving at a time: Dynamo's units step aside when the host serves with plain vLLM."""
     from pyinfra.facts.files import File
 
-    from armada.facts import DynamoWorkerUnits
     from roles.dynamo import FRONTEND
 
     units = list(host.get_fact(DynamoWorkerUnits))
