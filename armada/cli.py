@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from armada.parsers import ParseError, host_facts_from_outputs
+from armada.parsers import ParseError
+from armada.parsers.host import host_facts_from_outputs
 from armada.profile import build_profile
 from armada import registry
 from armada.errors import DataError

@@ -16,7 +16,9 @@ from pyinfra.operations import python
 
 from armada import health, registry
 from armada.errors import ArmadaDataError, DataError, stop_on
-from armada.facts import HostFacts, PemFile, SecretFile, UrlStatus
+from armada.facts.host import HostSnapshot
+from armada.facts.secrets import PemFile, SecretFile
+from armada.facts.urls import UrlStatus
 from armada.inventory import host_data, validate_inventory
 from armada.profile import Profile, build_profile
 from armada.role import RoleRun
@@ -63,7 +65,7 @@ def host_profile(host) -> Profile:
     """This host's profile from its facts and data (read-only on the host)."""
     data = host_data_complete(host)
     try:
-        return build_profile(host.name, host.get_fact(HostFacts), data, model_bytes(data))
+        return build_profile(host.name, host.get_fact(HostSnapshot), data, model_bytes(data))
     except DataError as exc:
         raise ArmadaDataError(f"{exc}; nothing was changed on this host") from None
 

@@ -19,8 +19,9 @@ import shlex
 import time
 from dataclasses import asdict, dataclass
 
-from armada.parsers import (DISTRIBUTIONS_PROBE, TORCH_PROBE, etcd_curl, etcd_login_body, parse_distributions,
-                            parse_torch_probe)
+from armada.commands.etcd import etcd_curl, etcd_login_body
+from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
+from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.profile import Profile
 from armada.role_support import etcd_ca, run_quiet
 from armada.serving import torch_problem

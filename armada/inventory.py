@@ -7,7 +7,6 @@ deploy run the same :func:`validate_inventory`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from pyinfra.api import Inventory

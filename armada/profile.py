@@ -16,7 +16,8 @@ from typing import Any
 
 from packaging.version import Version
 
-from armada.parsers import HostFacts, format_cpu_list
+from armada.parsers.cpu import format_cpu_list
+from armada.parsers.host import HostFacts
 from armada.errors import DataError
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"

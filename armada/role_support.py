@@ -13,7 +13,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
-from armada.facts import ChangedSinceStart
+from armada.facts.services import ChangedSinceStart
 
 
 def template_path(role_file: str) -> Callable[[str], str]:

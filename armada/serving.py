@@ -24,9 +24,9 @@ from pyinfra.facts.files import Link
 from pyinfra.operations import files, systemd
 
 from armada.errors import DataError
-from armada.facts import VllmInstalls
-from armada.parsers import TorchBuild as TorchBuildInfo
-from armada.parsers import format_cpu_list, parse_cpu_list
+from armada.facts.torch import VllmInstalls
+from armada.parsers.torch import TorchBuild as TorchBuildInfo
+from armada.parsers.cpu import format_cpu_list, parse_cpu_list
 from armada.profile import Profile
 from armada.role_support import etcd_url, nats_url
 

@@ -1,7 +1,7 @@
 """Host snapshots: the raw outputs armada's facts read, one folder per host.
 
 ``take_snapshots`` connects with pyinfra and saves the outputs of
-:data:`armada.parsers.SNAPSHOT_COMMANDS`; ``read_snapshot`` loads such a
+:data:`armada.commands.snapshot.SNAPSHOT_COMMANDS`; ``read_snapshot`` loads such a
 folder (any file may be missing) for the offline profile.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from armada.facts import RawSnapshot
-from armada.parsers import SNAPSHOT_COMMANDS
+from armada.commands.snapshot import SNAPSHOT_COMMANDS
+from armada.facts.host import RawSnapshot
 
 # Outputs kept from other commands, read when ours are missing.
 FALLBACK_FILES = ("lscpu.partial.txt", "free.txt", "lspci.txt", "nvidia-smi.txt")

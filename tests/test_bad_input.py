@@ -4,15 +4,14 @@ validation `armada check` and every deploy run first (armada.deploy.
 check_inventory, at plan time, before pyinfra executes any operation; the
 lab and @local tests show a deploy stopping there)."""
 
-import os
 import textwrap
 
 import pytest
 
-from armada.inventory import DataFileError, load_data, load_inventory, validate_inventory
-from conftest import build_profile
 from armada.errors import DataError
-from conftest import armada
+from armada.inventory import DataFileError, load_data, load_inventory, validate_inventory
+from armada.parsers.host import host_facts_from_outputs
+from conftest import armada, build_profile
 
 GOOD = {"model_id": "org/model"}
 MISSING = "/nonexistent/armada-test"
@@ -103,7 +102,6 @@ def test_armada_check_prints_it_and_exits_2(tmp_path):
 
 
 def test_tensor_parallel_above_the_gpus_is_refused_from_the_hosts_facts():
-    from armada.parsers import host_facts_from_outputs
     from armada.snapshot import read_snapshot
     from conftest import host_dir
 

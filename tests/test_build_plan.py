@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from armada.parsers import host_facts_from_outputs
+from armada.parsers.host import host_facts_from_outputs
 from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot

@@ -1,6 +1,6 @@
 """The model cache's disk, read before anything changes (real df/findmnt outputs)."""
 
-from armada.parsers import disk_problem, parse_disk_space
+from armada.parsers.disk import disk_problem, parse_disk_space
 from conftest import fixture_text
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from armada import registry
 from armada.inventory import load_inventory, validate_inventory
-from armada.parsers import host_facts_from_outputs, parse_cpu_list
+from armada.parsers.cpu import parse_cpu_list
+from armada.parsers.host import host_facts_from_outputs
 from conftest import build_profile
 from armada.errors import DataError
 from armada.schema import validate_host_data, with_defaults

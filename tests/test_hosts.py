@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from armada.parsers import format_cpu_list, host_facts_from_outputs
+from armada.parsers.cpu import format_cpu_list
+from armada.parsers.host import host_facts_from_outputs
 from conftest import build_profile
 from armada.snapshot import read_snapshot
 from conftest import HOST_NAMES, armada, host_dir

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import socket
-import sys
 import urllib.error
 import urllib.request
 

@@ -10,7 +10,11 @@ import pytest
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 
-from armada import facts
+from armada.facts.cpu import Cpu, Memory
+from armada.facts.gpu import NvidiaSmi, PciDevices
+from armada.facts.host import HostSnapshot
+from armada.facts.system import OsRelease
+from armada.facts.torch import VenvDistributions, VenvTorch
 from armada.inventory import load_inventory
 from conftest import ROOT, armada
 
@@ -24,7 +28,7 @@ def local_host():
 
 
 def test_host_facts_on_this_machine(local_host):
-    host_facts = local_host.get_fact(facts.HostFacts)
+    host_facts = local_host.get_fact(HostSnapshot)
     assert host_facts.cpu.arch == os.uname().machine
     assert host_facts.cpu.logical_cpus == os.cpu_count()
     assert host_facts.memory.total_bytes > 0
@@ -35,25 +39,25 @@ def test_host_facts_on_this_machine(local_host):
 
 
 def test_single_facts_agree_with_the_combined_one(local_host):
-    combined = local_host.get_fact(facts.HostFacts)
-    assert local_host.get_fact(facts.Cpu) == combined.cpu
-    assert local_host.get_fact(facts.OsRelease) == combined.os
-    assert local_host.get_fact(facts.PciDevices) == combined.pci
-    assert local_host.get_fact(facts.Memory).total_bytes == combined.memory.total_bytes
+    combined = local_host.get_fact(HostSnapshot)
+    assert local_host.get_fact(Cpu) == combined.cpu
+    assert local_host.get_fact(OsRelease) == combined.os
+    assert local_host.get_fact(PciDevices) == combined.pci
+    assert local_host.get_fact(Memory).total_bytes == combined.memory.total_bytes
 
 
 def test_absent_nvidia_smi_is_empty_not_an_error(local_host):
     if os.path.exists("/usr/bin/nvidia-smi"):
         pytest.skip("this machine has nvidia-smi")
-    assert local_host.get_fact(facts.NvidiaSmi) == ()
+    assert local_host.get_fact(NvidiaSmi) == ()
 
 
 def test_torch_fact_missing_venv_is_none(local_host, tmp_path):
-    assert local_host.get_fact(facts.TorchBuild, venv=str(tmp_path / "no-venv")) is None
+    assert local_host.get_fact(VenvTorch, venv=str(tmp_path / "no-venv")) is None
 
 
 def test_torch_fact_reads_a_real_cpu_build(local_host, torch_venv):
-    build = local_host.get_fact(facts.TorchBuild, venv=torch_venv)
+    build = local_host.get_fact(VenvTorch, venv=torch_venv)
     assert build.version.startswith("2.13.0") and build.cuda is None
     assert not build.cuda_available and build.device_count == 0
     assert build.path.startswith(torch_venv)
@@ -114,10 +118,10 @@ def test_deploy_logs_each_decision_with_its_reason(tmp_path):
 
 
 def test_venv_distributions_keep_local_labels(local_host, torch_venv, tmp_path):
-    installed = local_host.get_fact(facts.VenvDistributions, venv=torch_venv)
+    installed = local_host.get_fact(VenvDistributions, venv=torch_venv)
     assert installed["torch"] == "2.13.0+cpu"  # pip freeze parsers lose "+cpu"
     assert not any(name.lower().startswith("nvidia-") for name in installed)
-    assert local_host.get_fact(facts.VenvDistributions, venv=str(tmp_path / "none")) == {}
+    assert local_host.get_fact(VenvDistributions, venv=str(tmp_path / "none")) == {}
 
 
 def _answering(replies):

@@ -3,7 +3,8 @@ checks, on real GH200 / GB200 / H100 snapshots; and nothing of it on Graviton.""
 
 import pytest
 
-from armada.parsers import host_facts_from_outputs, parse_nvidia_smi_table
+from armada.parsers.gpu import parse_nvidia_smi_table
+from armada.parsers.host import host_facts_from_outputs
 from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot

@@ -2,25 +2,29 @@
 
 import pytest
 
-from armada import parsers
+from armada.parsers import ParseError
+from armada.parsers.cpu import format_cpu_list, parse_cpu, parse_cpu_list, parse_free, parse_meminfo
+from armada.parsers.gpu import parse_lspci, parse_nvidia_smi_csv, parse_nvidia_smi_table, parse_pci
+from armada.parsers.system import parse_os_release
+from armada.parsers.torch import parse_torch_probe
 from conftest import fixture_text
 
 
 def test_cpu_list_round_trip():
-    assert parsers.parse_cpu_list("0-3,8,10-11") == (0, 1, 2, 3, 8, 10, 11)
-    assert parsers.format_cpu_list((0, 1, 2, 3, 8, 10, 11)) == "0-3,8,10-11"
-    assert parsers.format_cpu_list([5]) == "5"
+    assert parse_cpu_list("0-3,8,10-11") == (0, 1, 2, 3, 8, 10, 11)
+    assert format_cpu_list((0, 1, 2, 3, 8, 10, 11)) == "0-3,8,10-11"
+    assert format_cpu_list([5]) == "5"
 
 
 def test_lscpu_wrapped_flags_are_joined_inside_words():
     # Graviton4's lscpu was printed on a terminal: Flags wrap mid-word
-    cpu = parsers.parse_cpu(fixture_text("hosts", "graviton4", "lscpu.txt"), None)
+    cpu = parse_cpu(fixture_text("hosts", "graviton4", "lscpu.txt"), None)
     assert {"dcpop", "svepmull", "sve2", "bf16", "i8mm"} <= cpu.flags
     assert "d" not in cpu.flags and "cpop" not in cpu.flags
 
 
 def test_gh200_numa_nodes_without_cpus_are_left_out():
-    cpu = parsers.parse_cpu(fixture_text("hosts", "gh200", "lscpu.txt"), None)
+    cpu = parse_cpu(fixture_text("hosts", "gh200", "lscpu.txt"), None)
     assert cpu.numa_node_count == 9
     assert cpu.numa_cpus == ((0, tuple(range(64))),)
     # a VM: "Socket(s): -" with "Cluster(s): 1"
@@ -28,7 +32,7 @@ def test_gh200_numa_nodes_without_cpus_are_left_out():
 
 
 def test_gb200_cut_lscpu_still_gives_arch_cpus_and_sockets():
-    cpu = parsers.parse_cpu(fixture_text("hosts", "gb200", "lscpu.partial.txt"), None)
+    cpu = parse_cpu(fixture_text("hosts", "gb200", "lscpu.partial.txt"), None)
     assert cpu.arch == "aarch64"
     assert cpu.numa_node_count == 34
     assert [node for node, _ in cpu.numa_cpus] == [0, 1]
@@ -47,42 +51,42 @@ def test_gb200_cut_lscpu_still_gives_arch_cpus_and_sockets():
     ],
 )
 def test_cpuinfo_alone_maps_midr_to_microarch(host, file, implementer, part, microarch):
-    cpu = parsers.parse_cpu(None, fixture_text("hosts", host, file))
+    cpu = parse_cpu(None, fixture_text("hosts", host, file))
     assert cpu.arch == "aarch64"
     assert (cpu.implementer, cpu.part, cpu.microarch) == (implementer, part, microarch)
 
 
 def test_cpuinfo_alone_counts_processors():
-    cpu = parsers.parse_cpu(None, fixture_text("hosts", "ampereone", "cpuinfo.txt"))
+    cpu = parse_cpu(None, fixture_text("hosts", "ampereone", "cpuinfo.txt"))
     assert cpu.logical_cpus == 192 and cpu.vendor == "Ampere"
     assert {"bf16", "i8mm"} <= cpu.flags
 
 
 def test_graviton3_old_kernel_cpuinfo_has_no_bf16_but_lscpu_does():
     # the c7g cpuinfo came from a kernel too old to report bf16
-    assert not parsers.parse_cpu(None, fixture_text("hosts", "graviton3", "cpuinfo.txt")).has_bf16
-    assert parsers.parse_cpu(fixture_text("hosts", "graviton3", "lscpu.txt"), None).has_bf16
+    assert not parse_cpu(None, fixture_text("hosts", "graviton3", "cpuinfo.txt")).has_bf16
+    assert parse_cpu(fixture_text("hosts", "graviton3", "lscpu.txt"), None).has_bf16
 
 
 def test_x86_lscpu_family_model():
-    cpu = parsers.parse_cpu(fixture_text("hosts", "x86-h100", "lscpu.txt"), None)
+    cpu = parse_cpu(fixture_text("hosts", "x86-h100", "lscpu.txt"), None)
     assert cpu.microarch == "Sapphire Rapids"
     assert cpu.threads_per_core == 2 and cpu.physical_cores == 104
     assert "avx512_bf16" in cpu.features and cpu.primary_threads is None
 
 
 def test_parse_cpu_with_nothing_is_an_error():
-    with pytest.raises(parsers.ParseError):
-        parsers.parse_cpu("", "")
+    with pytest.raises(ParseError):
+        parse_cpu("", "")
 
 
 def test_meminfo():
-    mem = parsers.parse_meminfo(fixture_text("hosts", "x86-lab-vm", "meminfo.txt"))
+    mem = parse_meminfo(fixture_text("hosts", "x86-lab-vm", "meminfo.txt"))
     assert 20 < mem.total_gib < 30 and mem.available_bytes <= mem.total_bytes
 
 
 def test_free_h_gh200():
-    mem = parsers.parse_free(fixture_text("hosts", "gh200", "free.txt"))
+    mem = parse_free(fixture_text("hosts", "gh200", "free.txt"))
     assert mem.total_bytes == 525 * 2**30 and mem.available_bytes == 486 * 2**30
 
 
@@ -95,14 +99,14 @@ def test_free_h_gh200():
     ],
 )
 def test_os_release(host, id_, version, codename, manager):
-    info = parsers.parse_os_release(fixture_text("hosts", host, "os-release.txt"))
+    info = parse_os_release(fixture_text("hosts", host, "os-release.txt"))
     assert (info.id, info.version_id, info.codename, info.package_manager) == (id_, version, codename, manager)
 
 
 def test_pci_listing_and_lspci_agree_on_the_same_machine():
-    ours = parsers.parse_pci(fixture_text("hosts", "x86-lab-vm", "pci.txt"))
+    ours = parse_pci(fixture_text("hosts", "x86-lab-vm", "pci.txt"))
     for name in ("lspci-n.txt", "lspci-nn.txt"):
-        theirs = parsers.parse_lspci(fixture_text("hosts", "x86-lab-vm", name))
+        theirs = parse_lspci(fixture_text("hosts", "x86-lab-vm", name))
         assert [(d.vendor, d.pci_class >> 8, d.device) for d in theirs] == [
             (d.vendor, d.pci_class >> 8, d.device) for d in ours
         ]
@@ -110,32 +114,32 @@ def test_pci_listing_and_lspci_agree_on_the_same_machine():
 
 
 def test_pci_line_errors():
-    with pytest.raises(parsers.ParseError):
-        parsers.parse_pci("0000:00:00.0 0x8086\n")
+    with pytest.raises(ParseError):
+        parse_pci("0000:00:00.0 0x8086\n")
 
 
 def test_nvidia_smi_csv_real_h100_capture_by_header():
-    gpus = parsers.parse_nvidia_smi_csv(fixture_text("nvidia-smi-csv", "h100-ml-engineering.csv"))
+    gpus = parse_nvidia_smi_csv(fixture_text("nvidia-smi-csv", "h100-ml-engineering.csv"))
     assert len(gpus) == 1
     assert gpus[0].name == "NVIDIA H100 80GB HBM3" and gpus[0].pci_bus_id == "00000000:04:00.0"
     assert gpus[0].memory_mib is None and gpus[0].driver_version is None
 
 
 def test_nvidia_smi_csv_absent_is_empty():
-    assert parsers.parse_nvidia_smi_csv("") == ()
+    assert parse_nvidia_smi_csv("") == ()
 
 
 def test_nvidia_smi_csv_error_text_is_a_parse_error():
     # what nvidia-smi prints when the driver is not loaded
-    with pytest.raises(parsers.ParseError):
-        parsers.parse_nvidia_smi_csv(
+    with pytest.raises(ParseError):
+        parse_nvidia_smi_csv(
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
             "Make sure that the latest NVIDIA driver is installed and running."
         )
 
 
 def test_nvidia_smi_table_gb200():
-    gpus = parsers.parse_nvidia_smi_table(fixture_text("hosts", "gb200", "nvidia-smi.txt"))
+    gpus = parse_nvidia_smi_table(fixture_text("hosts", "gb200", "nvidia-smi.txt"))
     assert [g.pci_bus_id for g in gpus] == [
         "00000008:01:00.0", "00000009:01:00.0", "00000018:01:00.0", "00000019:01:00.0",
     ]
@@ -144,10 +148,10 @@ def test_nvidia_smi_table_gb200():
 
 
 def test_torch_probe_real_cpu_build():
-    build = parsers.parse_torch_probe(fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json"))
+    build = parse_torch_probe(fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json"))
     assert build.version == "2.13.0+cpu" and build.cuda is None and not build.is_cuda_build
     assert build.device_count == 0
 
 
 def test_torch_probe_absent_is_none():
-    assert parsers.parse_torch_probe("Traceback (most recent call last):\nModuleNotFoundError: torch\n") is None
+    assert parse_torch_probe("Traceback (most recent call last):\nModuleNotFoundError: torch\n") is None

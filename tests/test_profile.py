@@ -2,7 +2,7 @@
 
 import pytest
 
-from armada.parsers import host_facts_from_outputs
+from armada.parsers.host import host_facts_from_outputs
 from armada.profile import Profile
 from conftest import build_profile
 from armada.errors import DataError

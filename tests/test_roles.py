@@ -3,7 +3,8 @@
 import jinja2
 import pytest
 
-from armada.parsers import host_facts_from_outputs, parse_torch_probe
+from armada.parsers.host import host_facts_from_outputs
+from armada.parsers.torch import parse_torch_probe
 from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot

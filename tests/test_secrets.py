@@ -14,9 +14,12 @@ import textwrap
 import jinja2
 import pytest
 
+from armada.commands.etcd import etcd_enable_auth_script, etcd_login_body
+from armada.commands.secrets import secret_file_command
 from armada.inventory import load_inventory, validate_inventory
-from armada.parsers import (etcd_auth_state, etcd_enable_auth_script, etcd_login_body, secret_file_command,
-                            secret_file_problem)
+from armada.commands.etcd import etcd_enable_auth_script, etcd_login_body
+from armada.commands.secrets import secret_file_command
+from armada.parsers.secrets import etcd_auth_state, secret_file_problem
 from armada.schema import all_keys, secret_file_keys
 from conftest import fixture_text
 

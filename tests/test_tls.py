@@ -15,10 +15,11 @@ import threading
 import jinja2
 import pytest
 
+from armada.commands.secrets import pem_file_command
 from armada.inventory import load_inventory, validate_inventory
 from armada.schema import cross_checks, with_defaults
 from armada.lab.tls import make_tls
-from armada.parsers import pem_file_command, secret_file_problem
+from armada.parsers.secrets import secret_file_problem
 from conftest import ROOT
 
 NOBODY = "nobody"

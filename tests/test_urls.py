@@ -4,7 +4,8 @@ ones (a pure decision) and what the probe's real outputs mean."""
 import pytest
 
 from armada.deploy import urls_to_check
-from armada.parsers import host_facts_from_outputs, url_problem
+from armada.parsers.host import host_facts_from_outputs
+from armada.parsers.urls import url_problem
 from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot

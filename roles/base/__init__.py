@@ -14,7 +14,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
-from armada.facts import DpkgInterrupted
+from armada.facts.system import DpkgInterrupted
 from armada.keys import PRIVATE_KEY, SECRET
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun

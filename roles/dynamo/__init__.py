@@ -16,7 +16,6 @@ rollback flips the whole set.
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -30,7 +29,7 @@ from io import StringIO
 from pyinfra.facts.files import File
 
 from armada.errors import DataError
-from armada.facts import DynamoWorkerUnits
+from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import managed_service, template_path

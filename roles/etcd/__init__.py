@@ -9,8 +9,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from armada.errors import DataError
-from armada.facts import EtcdAuth
-from armada.parsers import etcd_enable_auth_script
+from armada.facts.secrets import EtcdAuth
+from armada.commands.etcd import etcd_enable_auth_script
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import (client_gaps, host_address, local_etcd, managed_service, mask_distro_unit,
                                  service_tls_gaps, template_path)

@@ -17,8 +17,8 @@ from pyinfra.operations import files, server
 from pyinfra.facts.files import Directory
 
 from armada.errors import DataError
-from armada.facts import DiskSpace
-from armada.parsers import disk_problem
+from armada.facts.disk import FreeSpace
+from armada.parsers.disk import disk_problem
 from armada.role import Role, RoleRun
 from armada.serving import model_bytes, model_dir, model_name
 from roles.model.defaults import KEYS
@@ -40,7 +40,7 @@ def preflight(run: RoleRun):
     """The model cache must be writable and have room for a model not there yet."""
     target = model_dir(run.data)
     needed = None if run.host.get_fact(Directory, path=target) else model_bytes(run.data)
-    problem = disk_problem(run.host.get_fact(DiskSpace, path=target), target, needed)
+    problem = disk_problem(run.host.get_fact(FreeSpace, path=target), target, needed)
     if problem:
         yield DataError(run.host.name, "model_cache_dir", run.data["model_cache_dir"], problem)
 

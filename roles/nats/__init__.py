@@ -12,7 +12,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
-from armada.role import Fleet, Role, RoleRun
+from armada.role import Role, RoleRun
 from armada.role_support import client_gaps, managed_service, mask_distro_unit, service_tls_gaps, template_path
 from roles.nats import health
 from roles.nats.defaults import KEYS

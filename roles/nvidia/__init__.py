@@ -18,7 +18,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
-from armada.facts import OsRelease
+from armada.facts.system import OsRelease
 from armada.profile import Profile
 from armada.role import Role, RoleRun
 from roles.nvidia import health

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shlex
 
 from armada.health import Check
-from armada.parsers import NVIDIA_SMI_QUERY, ParseError, parse_nvidia_smi_csv
+from armada.commands.snapshot import NVIDIA_SMI_QUERY
+from armada.parsers import ParseError
+from armada.parsers.gpu import parse_nvidia_smi_csv
 from armada.profile import Profile
 from armada.role_support import run_quiet
 

@@ -22,12 +22,12 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from pyinfra.operations import files, pip, python, server
 
 from armada.errors import DataError
-from armada.facts import TorchBuild, VenvDistributions
-from armada.parsers import DISTRIBUTIONS_PROBE, TORCH_PROBE, parse_distributions, parse_torch_probe
+from armada.facts.torch import VenvDistributions, VenvTorch
+from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
+from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.paths import shared
 from armada.profile import Profile
 from armada.role import Role, RoleRun
@@ -95,7 +95,7 @@ def apply(run: RoleRun):
 
     pip.venv(name=f"venv {os.path.basename(venv)}", path=venv, python="python3")
 
-    torch_build = host.get_fact(TorchBuild, venv=venv)
+    torch_build = host.get_fact(VenvTorch, venv=venv)
     packages = host.get_fact(VenvDistributions, venv=venv) if torch_build else {}
     if torch_build is None:
         torch_args = " ".join(_pip_source_args(profile, find_links, for_torch=True))

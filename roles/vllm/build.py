@@ -38,7 +38,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from pyinfra.operations import files, pip, python, server
 
-from armada.facts import HostFacts, VenvDistributions
+from armada.facts.host import HostSnapshot
+from armada.facts.torch import VenvDistributions
 from armada.profile import Profile
 from armada.role_support import run_quiet
 from armada.serving import needs_install, venv_path
@@ -159,7 +160,7 @@ def fleet_builders(run) -> dict[str, str]:
 
 
 def host_build_key(host, profile: Profile, data: Mapping[str, Any]) -> str:
-    facts = host.get_fact(HostFacts)
+    facts = host.get_fact(HostSnapshot)
     release = f"{facts.os.id}{facts.os.version_id}" if facts.os else "unknown"
     return build_key(profile, facts.cpu.arch, release, data)
 
@@ -174,7 +175,7 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
     ``torch_args``: where torch comes from (the profile's index); the build
     requirements (cmake, ninja, setuptools-scm ...) come from the usual
     index with ``requirement_args``, torch held by the constraints pin."""
-    facts = host.get_fact(HostFacts)
+    facts = host.get_fact(HostSnapshot)
     work = f"{data['armada_root']}/build/{key}"
     src, venv, dist = f"{work}/src", f"{work}/venv", f"{work}/dist"
     python_bin = f"{venv}/bin/python"

@@ -12,7 +12,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.facts.files import File
 
 from armada.errors import DataError
-from armada.facts import DynamoWorkerUnits
+from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Role, RoleRun
 from armada.role_support import managed_service, template_path

@@ -1,0 +1,46 @@
+"""Secret and TLS files on the host (whether usable, never what they hold), and etcd's auth state."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+
+from armada.commands.etcd import etcd_curl
+from armada.commands.secrets import pem_file_command, secret_file_command
+from armada.parsers.secrets import etcd_auth_state, secret_file_problem
+
+
+class SecretFile(FactBase):
+    """Whether a secret file on the host is usable: a problem sentence or None
+    (see armada.parsers.secrets.secret_file_problem). The secret itself never leaves the host."""
+
+    def command(self, path: str, service_user: str = "armada"):
+        return secret_file_command(path, service_user)
+
+    def process(self, output):
+        return secret_file_problem("\n".join(output))
+
+
+class PemFile(FactBase):
+    """Whether a TLS file on the host is usable: a problem sentence or None
+    (see armada.commands.secrets.pem_file_command). Nothing of the file leaves the host."""
+
+    def command(self, path: str, kind: str, service_user: str = "armada"):
+        return pem_file_command(path, kind, service_user)
+
+    def process(self, output):
+        return secret_file_problem("\n".join(output))
+
+
+class EtcdAuth(FactBase):
+    """Whether the etcd at ``endpoint`` (from the host itself) has auth
+    enabled: 'enabled', 'disabled' or 'unreachable' (see armada.parsers.secrets.etcd_auth_state).
+    ``ca_file``: the CA that etcd's https certificate is checked against."""
+
+    def command(self, endpoint: str, ca_file: str | None = None):
+        url = shlex.quote(endpoint.rstrip("/") + "/v3/kv/range")
+        return f"{etcd_curl(ca_file)} -d '{{\"key\":\"YQ==\"}}' {url} 2>&1; true"
+
+    def process(self, output):
+        return etcd_auth_state("\n".join(output))
