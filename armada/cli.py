@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
+from armada import registry
+from armada.cloudinit import CloudInitError, render
+from armada.errors import DataError
+from armada.inventory import group_summaries, load_inventory, validate_inventory
+from armada.lab.commands import add_parser as add_lab_parser
 from armada.parsers import ParseError
 from armada.parsers.host import host_facts_from_outputs
+from armada.paths import shared
 from armada.profile import build_profile
-from armada import registry
-from armada.errors import DataError
 from armada.schema import validate_host_data, with_defaults
+from armada.snapshot import read_snapshot, take_snapshots
 
 EXIT_BAD_INPUT = 2
 
@@ -33,7 +39,6 @@ def _parse_data(pairs: list[str]) -> dict:
 
 
 def cmd_profile(args) -> int:
-    from armada.snapshot import read_snapshot
 
     try:
         outputs = read_snapshot(args.folder)
@@ -70,7 +75,6 @@ def _cause(exc: BaseException) -> str:
 
 
 def cmd_check(args) -> int:
-    from armada.inventory import group_summaries, load_inventory, validate_inventory
 
     try:
         inventory = load_inventory(args.inventory)
@@ -89,7 +93,6 @@ def cmd_check(args) -> int:
 
 
 def cmd_snapshot(args) -> int:
-    from armada.snapshot import take_snapshots
 
     try:
         results = take_snapshots(args.inventory, args.outdir)
@@ -104,8 +107,6 @@ def cmd_snapshot(args) -> int:
 
 
 def cmd_cloud_init(args) -> int:
-    from armada.cloudinit import CloudInitError, render
-    from armada.inventory import load_inventory
 
     bake = {}
     for pair in args.bake_secret:
@@ -130,7 +131,6 @@ def cmd_cloud_init(args) -> int:
 
 
 def cmd_path(args) -> int:
-    from armada.paths import shared
 
     try:
         print(shared(args.relative))
@@ -151,7 +151,6 @@ def keys_table() -> str:
 
 def cmd_keys(args) -> int:
     if args.update:
-        import re
 
         with open(args.update, encoding="utf-8") as handle:
             text = handle.read()
@@ -205,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("relative")
     p.set_defaults(func=cmd_path)
 
-    from armada.lab.commands import add_parser as add_lab_parser
 
     add_lab_parser(sub)
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from armada.paths import shared
 from armada.errors import DataError
+from armada.paths import shared
 from armada.schema import secret_file_keys, validate_host_data, with_defaults
 
 CONF = "/etc/armada/bootstrap"

@@ -6,9 +6,11 @@ deploy run the same :func:`validate_inventory`.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+import yaml
 from pyinfra.api import Inventory
 
 from armada import registry
@@ -22,6 +24,9 @@ _IMPLICIT_GROUPS = ("all",)
 
 def load_inventory(path: str) -> Inventory:
     """An inventory file (with group_data/ beside it or in the cwd), as the CLI loads it."""
+    # pyinfra's CLI package monkey-patches the stdlib with gevent when first
+    # imported: only when an inventory is loaded, never as a side effect of
+    # importing armada (its tests patch first, as the pyinfra command does)
     from pyinfra.api import State
     from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
@@ -44,9 +49,7 @@ def load_data(path: str) -> dict[str, Any]:
     Raises :class:`DataFileError` naming the file, line and column of a
     syntax error, or saying that the top level is not a mapping.
     """
-    import json
 
-    import yaml
 
     try:
         with open(path, encoding="utf-8") as handle:

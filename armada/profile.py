@@ -16,9 +16,9 @@ from typing import Any
 
 from packaging.version import Version
 
+from armada.errors import DataError
 from armada.parsers.cpu import format_cpu_list
 from armada.parsers.host import HostFacts
-from armada.errors import DataError
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 # The first torch release PyPI serves with CUDA for aarch64 (April 2026).

@@ -25,8 +25,8 @@ from pyinfra.operations import files, systemd
 
 from armada.errors import DataError
 from armada.facts.torch import VllmInstalls
-from armada.parsers.torch import TorchBuild as TorchBuildInfo
 from armada.parsers.cpu import format_cpu_list, parse_cpu_list
+from armada.parsers.torch import TorchBuild as TorchBuildInfo
 from armada.profile import Profile
 from armada.role_support import etcd_url, nats_url
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import re
 
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all
+
 from armada.commands.snapshot import SNAPSHOT_COMMANDS
 from armada.facts.host import RawSnapshot
+from armada.inventory import load_inventory
 
 # Outputs kept from other commands, read when ours are missing.
 FALLBACK_FILES = ("lscpu.partial.txt", "free.txt", "lspci.txt", "nvidia-smi.txt")
@@ -35,11 +39,6 @@ def _folder_name(host_name: str) -> str:
 
 def take_snapshots(inventory_path: str, outdir: str) -> dict[str, str]:
     """Save every reachable host's raw outputs; returns host -> folder (or error)."""
-    from pyinfra.api import Config, State
-    from pyinfra.api.connect import connect_all
-
-    from armada.inventory import load_inventory
-
     inventory = load_inventory(inventory_path)
     state = State(inventory, Config())
     connect_all(state)

@@ -23,8 +23,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from armada.inventory import host_data, load_inventory
 from armada import registry
+from armada.inventory import host_data, load_inventory
 from armada.schema import with_defaults
 
 

@@ -7,11 +7,11 @@ lab and @local tests show a deploy stopping there)."""
 import textwrap
 
 import pytest
+from conftest import armada, build_profile
 
 from armada.errors import DataError
 from armada.inventory import DataFileError, load_data, load_inventory, validate_inventory
 from armada.parsers.host import host_facts_from_outputs
-from conftest import armada, build_profile
 
 GOOD = {"model_id": "org/model"}
 MISSING = "/nonexistent/armada-test"
@@ -102,8 +102,9 @@ def test_armada_check_prints_it_and_exits_2(tmp_path):
 
 
 def test_tensor_parallel_above_the_gpus_is_refused_from_the_hosts_facts():
-    from armada.snapshot import read_snapshot
     from conftest import host_dir
+
+    from armada.snapshot import read_snapshot
 
     facts = host_facts_from_outputs(read_snapshot(host_dir("gh200")))
     with pytest.raises(DataError) as error:

@@ -4,12 +4,11 @@ compiler check, compile jobs and finding the wheel in the wheelhouse."""
 import os
 
 import pytest
+from conftest import build_profile, host_dir
 
 from armada.parsers.host import host_facts_from_outputs
-from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
-from conftest import host_dir
 from roles.vllm.build import (
     BuildError,
     build_jobs,

@@ -10,17 +10,16 @@ import textwrap
 
 import jinja2
 import pytest
+from conftest import build_profile, host_dir
 
 from armada import registry
+from armada.errors import DataError
 from armada.inventory import load_inventory, validate_inventory
 from armada.parsers.cpu import parse_cpu_list
 from armada.parsers.host import host_facts_from_outputs
-from conftest import build_profile
-from armada.errors import DataError
 from armada.schema import validate_host_data, with_defaults
-from armada.snapshot import read_snapshot
-from conftest import host_dir
 from armada.serving import dynamo_extras, dynamo_spec, install_id, plan_workers, serving_units, split, worker_parts
+from armada.snapshot import read_snapshot
 from roles.dynamo import common_env, frontend_args
 from roles.vllm import companion_packages
 

@@ -8,12 +8,11 @@ import json
 import os
 
 import pytest
+from conftest import HOST_NAMES, armada, build_profile, host_dir
 
 from armada.parsers.cpu import format_cpu_list
 from armada.parsers.host import host_facts_from_outputs
-from conftest import build_profile
 from armada.snapshot import read_snapshot
-from conftest import HOST_NAMES, armada, host_dir
 
 PROFILE_KEYS = (
     "arch microarch physical_cores sockets numa_nodes cpu_features memory_gib accelerator gpu_count gpu_name "

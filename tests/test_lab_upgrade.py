@@ -9,19 +9,19 @@ modules that need the first converge's install).
 """
 
 import base64
+import json
 import os
 import re
 import subprocess
 import sys
 import urllib.request
-import json
 
 import pytest
+from conftest import ROOT
+from test_lab_deploy import etcd
 
 from armada.lab import hosts as lab
 from armada.lab.assets import MODEL_NAME
-from conftest import ROOT
-from test_lab_deploy import etcd
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 

@@ -2,14 +2,13 @@
 checks, on real GH200 / GB200 / H100 snapshots; and nothing of it on Graviton."""
 
 import pytest
+from conftest import build_profile, fixture_text, host_dir
 
 from armada.parsers.gpu import parse_nvidia_smi_table
 from armada.parsers.host import host_facts_from_outputs
-from conftest import build_profile
 from armada.schema import with_defaults
-from armada.snapshot import read_snapshot
-from conftest import fixture_text, host_dir
 from armada.serving import install_id
+from armada.snapshot import read_snapshot
 from roles.nvidia import NvidiaPlanError, nvidia_plan
 from roles.nvidia.health import evaluate_gpus
 

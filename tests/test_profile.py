@@ -1,13 +1,12 @@
 """Decisions of build_profile on real snapshots, with data overrides."""
 
 import pytest
+from conftest import build_profile, host_dir
 
+from armada.errors import DataError
 from armada.parsers.host import host_facts_from_outputs
 from armada.profile import Profile
-from conftest import build_profile
-from armada.errors import DataError
 from armada.snapshot import read_snapshot
-from conftest import host_dir
 
 
 def facts(name):

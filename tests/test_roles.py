@@ -2,16 +2,15 @@
 
 import jinja2
 import pytest
+from conftest import build_profile, fixture_text, host_dir
 
 from armada.parsers.host import host_facts_from_outputs
 from armada.parsers.torch import parse_torch_probe
-from conftest import build_profile
 from armada.schema import with_defaults
+from armada.serving import install_id, torch_problem, venv_path
 from armada.snapshot import read_snapshot
-from conftest import fixture_text, host_dir
 from roles.base import packages_for
 from roles.etcd import cluster_settings
-from armada.serving import install_id, torch_problem, venv_path
 from roles.vllm import TorchGuardError, enforce_torch_guard
 from roles.vllm_service import server_args, service_env
 

@@ -13,15 +13,13 @@ import textwrap
 
 import jinja2
 import pytest
+from conftest import fixture_text
 
 from armada.commands.etcd import etcd_enable_auth_script, etcd_login_body
 from armada.commands.secrets import secret_file_command
 from armada.inventory import load_inventory, validate_inventory
-from armada.commands.etcd import etcd_enable_auth_script, etcd_login_body
-from armada.commands.secrets import secret_file_command
 from armada.parsers.secrets import etcd_auth_state, secret_file_problem
 from armada.schema import all_keys, secret_file_keys
-from conftest import fixture_text
 
 SECRET = "3f9c1a0b7e4d2c8a9b6f0e1d2c3b4a59"
 NOBODY = "armada-test-nobody"  # a service user that owns none of the folders

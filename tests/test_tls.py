@@ -14,13 +14,13 @@ import threading
 
 import jinja2
 import pytest
+from conftest import ROOT
 
 from armada.commands.secrets import pem_file_command
 from armada.inventory import load_inventory, validate_inventory
-from armada.schema import cross_checks, with_defaults
 from armada.lab.tls import make_tls
 from armada.parsers.secrets import secret_file_problem
-from conftest import ROOT
+from armada.schema import cross_checks, with_defaults
 
 NOBODY = "nobody"
 

@@ -1,7 +1,7 @@
 """Pure pieces of day-2: batches, and which installs are pruned."""
 
-from armada.upgrade import batches, pyinfra_command
 from armada.serving import installs_to_prune
+from armada.upgrade import batches, pyinfra_command
 
 
 def test_batches_follow_max_unavailable():

@@ -2,14 +2,13 @@
 ones (a pure decision) and what the probe's real outputs mean."""
 
 import pytest
+from conftest import build_profile, fixture_text, host_dir
 
 from armada.deploy import urls_to_check
 from armada.parsers.host import host_facts_from_outputs
 from armada.parsers.urls import url_problem
-from conftest import build_profile
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
-from conftest import fixture_text, host_dir
 
 
 @pytest.mark.parametrize("name, problem", [

@@ -40,55 +40,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Callable
 
-SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
-INCLUDE = "openssh-server,python3,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps"
-
-BRIDGE = "armadabr0"
-GATEWAY = "10.213.0.1"
-PREFIX = 24
-SUBNET = "10.213.0.0/24"
-PROXY_PORT = 8888
-PROXY_URL = f"http://{GATEWAY}:{PROXY_PORT}"
-
-
-@dataclass(frozen=True)
-class LabHost:
-    name: str  # host name, nspawn machine name, pyinfra inventory name
-    arch: str  # what `uname -m` says inside
-    debarch: str  # Debian architecture of its rootfs
-    address: str  # eth0 address inside its namespace
-    emulated: bool  # runs under qemu-user-static
-    group: str  # pyinfra group in inventories/local.py
-    boot_timeout: float  # seconds from nspawn start to "ready"
-
-    @property
-    def short(self) -> str:
-        return self.name.removeprefix("armada-")
-
-    @property
-    def netns(self) -> str:  # armada-cp, armada-serve
-        return f"armada-{self.short}"
-
-    @property
-    def mac(self) -> str:  # fixed per address: see _setup_host_network
-        octets = [int(part) for part in self.address.split(".")]
-        return "02:" + ":".join(f"{octet:02x}" for octet in octets) + ":00"
-
-    @property
-    def veth(self) -> str:  # root-side end of the pair, on the bridge (<= 15 chars)
-        return f"armv-{self.short}"
-
-
-HOSTS: tuple[LabHost, ...] = (
-    LabHost("armada-cp", "aarch64", "arm64", "10.213.0.11", True, "control_plane", 240.0),
-    LabHost("armada-serve", "x86_64", "amd64", "10.213.0.12", False, "serving", 120.0),
-    LabHost("armada-serve2", "x86_64", "amd64", "10.213.0.13", False, "serving", 120.0),
+from armada.lab.layout import (
+    BRIDGE,
+    GATEWAY,
+    HOST_SECRETS_DIR,
+    HOSTS,
+    HOSTS_BY_NAME,
+    INCLUDE,
+    MIRROR,
+    PREFIX,
+    PROXY_PORT,
+    PROXY_URL,
+    SUBNET,
+    SUITE,
+    LabHost,
+    cache_path,
+    host_dir,
+    key_path,
+    known_hosts_path,
+    lab_dir,
+    rootfs_path,
 )
-HOSTS_BY_NAME = {host.name: host for host in HOSTS}
+from armada.lab.tls import host_files
 
 Log = Callable[[str], None]
 
@@ -99,33 +74,6 @@ class LabError(RuntimeError):
 
 def _print(message: str) -> None:
     print(message, flush=True)
-
-
-# --------------------------------------------------------------------- paths
-
-
-def lab_dir() -> str:
-    return os.environ.get("ARMADA_LAB_DIR") or "/var/tmp/armada-lab"
-
-
-def key_path() -> str:
-    return os.path.join(lab_dir(), "id_ed25519")
-
-
-def known_hosts_path() -> str:
-    return os.path.join(lab_dir(), "known_hosts")
-
-
-def cache_path(debarch: str) -> str:
-    return os.path.join(lab_dir(), "cache", f"{SUITE}-{debarch}.tar")
-
-
-def host_dir(host: LabHost) -> str:
-    return os.path.join(lab_dir(), "hosts", host.name)
-
-
-def rootfs_path(host: LabHost) -> str:
-    return os.path.join(host_dir(host), "rootfs")
 
 
 def _pid_file(host: LabHost) -> str:
@@ -484,8 +432,6 @@ def prepare_rootfs(host: LabHost) -> None:
     os.chmod(f"{root}{HOST_SECRETS_DIR}", 0o711)
     for name in LAB_SECRETS:
         _write(f"{root}{host_secret_path(name)}", lab_secret(name) + "\n", 0o600)
-    from armada.lab.tls import host_files
-
     for path, (text, mode) in host_files(host.name).items():
         _write(f"{root}{path}", text, mode)
     # machine-id: empty -> nspawn hands the container a fresh transient one per boot
@@ -496,7 +442,6 @@ def prepare_rootfs(host: LabHost) -> None:
 # one value per lab (made once, kept in the lab dir, 0600), written into every
 # host's root filesystem as root-only files at HOST_SECRETS_DIR/<name>.
 LAB_SECRETS = ("nats-password", "etcd-password")
-HOST_SECRETS_DIR = "/etc/armada-secrets"
 
 
 def lab_secret(name: str) -> str:

@@ -13,7 +13,7 @@ import os
 import subprocess
 import threading
 
-from armada.lab import hosts as lab
+from armada.lab import layout as lab
 
 TLS_HOST = "armada-cp"
 # where the lab's hosts hold them, beside the lab's other secrets

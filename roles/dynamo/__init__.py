@@ -18,25 +18,35 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
+from io import StringIO
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
-
-from io import StringIO
-
 from pyinfra.facts.files import File
+from pyinfra.operations import files, systemd
 
 from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import managed_service, template_path
-from armada.serving import (DYNAMO_VLLM, FRONTEND, VLLM_UNIT, WORKER, current_link, dynamo_needs, flip_install,
-                            plan_workers, prune_installs, serving_env, venv_path)
+from armada.serving import (
+    DYNAMO_VLLM,
+    FRONTEND,
+    VLLM_UNIT,
+    WORKER,
+    current_link,
+    dynamo_needs,
+    flip_install,
+    plan_workers,
+    prune_installs,
+    serving_env,
+    venv_path,
+)
 from roles.dynamo import health
 from roles.dynamo.defaults import KEYS
+
 
 def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> dict[str, str]:
     """What the frontend and every worker share: vLLM's serving environment plus

@@ -7,7 +7,6 @@ import re
 from armada.keys import Key, at_least, port, version
 from armada.serving import DYNAMO_VLLM  # what each release pins (shared with the vllm role)
 
-
 # ai-dynamo's requirements armada leaves out, with why:
 # - aisimulate: a stub on PyPI that downloads its real wheel from a host other
 #   than PyPI at install time (fails behind an egress proxy that allows PyPI

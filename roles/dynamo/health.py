@@ -9,8 +9,16 @@ import base64
 import json
 import shlex
 
-from armada.health import (Check, control_plane_checks, cpu_ms_of, etcd_read, http_json, tcmalloc_check, torch_check,
-                           unit_active)
+from armada.health import (
+    Check,
+    control_plane_checks,
+    cpu_ms_of,
+    etcd_read,
+    http_json,
+    tcmalloc_check,
+    torch_check,
+    unit_active,
+)
 from armada.profile import Profile
 from armada.role_support import etcd_ca, etcd_url, nats_url, run_quiet
 from armada.serving import FRONTEND, WORKER, current_link, model_name, plan_workers

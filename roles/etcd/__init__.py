@@ -8,12 +8,19 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
+from armada.commands.etcd import etcd_enable_auth_script
 from armada.errors import DataError
 from armada.facts.secrets import EtcdAuth
-from armada.commands.etcd import etcd_enable_auth_script
 from armada.role import Fleet, Role, RoleRun
-from armada.role_support import (client_gaps, host_address, local_etcd, managed_service, mask_distro_unit,
-                                 service_tls_gaps, template_path)
+from armada.role_support import (
+    client_gaps,
+    host_address,
+    local_etcd,
+    managed_service,
+    mask_distro_unit,
+    service_tls_gaps,
+    template_path,
+)
 from roles.etcd import health
 from roles.etcd.defaults import KEYS
 

@@ -11,10 +11,8 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
+from pyinfra.facts.files import Directory, File
 from pyinfra.operations import files, server
-
-from pyinfra.facts.files import Directory
 
 from armada.errors import DataError
 from armada.facts.disk import FreeSpace

@@ -1,11 +1,11 @@
 """Data keys of the model role, with defaults."""
 
+import os
+
 from armada.keys import SECRET, Key, absolute_path, at_least, secret_path
 
 
 def _local_folder(value: str) -> str | None:
-    import os
-
     if not os.path.isdir(os.path.expanduser(value)):
         return "no such folder on the control machine"
     if not os.path.isfile(os.path.join(os.path.expanduser(value), "config.json")):

@@ -1,11 +1,11 @@
 """Data keys of the nats role."""
 
+import re
+
 from armada.keys import SECRET, Key, absolute_path, port, secret_path, tls_keys, url
 
 
 def _sha256(value):
-    import re
-
     return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be a hex sha256 (64 characters)"
 
 

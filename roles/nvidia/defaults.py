@@ -1,5 +1,7 @@
 """Data keys of the nvidia role (GPU hosts: NVIDIA GPUs on PCI)."""
 
+import re
+
 from armada.keys import Key, url
 
 
@@ -8,8 +10,6 @@ def _branch(value):
 
 
 def _toolkit(value):
-    import re
-
     return None if re.fullmatch(r"\d+-\d+", value) else "must look like '12-8' (cuda-toolkit-12-8)"
 
 

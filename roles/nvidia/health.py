@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shlex
 
-from armada.health import Check
 from armada.commands.snapshot import NVIDIA_SMI_QUERY
+from armada.health import Check
 from armada.parsers import ParseError
 from armada.parsers.gpu import parse_nvidia_smi_csv
 from armada.profile import Profile

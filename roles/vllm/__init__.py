@@ -19,14 +19,14 @@ import re
 import shlex
 from io import StringIO
 
+from packaging.requirements import Requirement
 from pyinfra import host
 from pyinfra.api import deploy
-from packaging.requirements import Requirement
 from pyinfra.operations import files, pip, python, server
 
+from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
 from armada.errors import DataError
 from armada.facts.torch import VenvDistributions, VenvTorch
-from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
 from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.paths import shared
 from armada.profile import Profile

@@ -4,7 +4,7 @@
 (:func:`armada.profile.build_profile`) says what it chose and why.
 """
 
-from armada.keys import SECRET, Key, at_least, fraction, port, requirement, url, url_or_dir, version, secret_path
+from armada.keys import SECRET, Key, at_least, fraction, port, requirement, secret_path, url, url_or_dir, version
 
 KEYS = (
     Key("vllm_accelerator", str, "auto", "Serve on 'cuda' or 'cpu'; 'auto' picks cuda when the host has NVIDIA GPUs",

@@ -7,17 +7,25 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
-
 from pyinfra.facts.files import File
+from pyinfra.operations import files, systemd
 
 from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Role, RoleRun
 from armada.role_support import managed_service, template_path
-from armada.serving import (FRONTEND, VLLM_UNIT, current_link, flip_install, model_dir, model_name, prune_installs,
-                            serving_env, venv_path)
+from armada.serving import (
+    FRONTEND,
+    VLLM_UNIT,
+    current_link,
+    flip_install,
+    model_dir,
+    model_name,
+    prune_installs,
+    serving_env,
+    venv_path,
+)
 from roles.vllm_service import health
 
 UNIT = VLLM_UNIT

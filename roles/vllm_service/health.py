@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import shlex
 
-from armada.health import (Check, control_plane_checks, http_json, ready_wait_script, tcmalloc_check, torch_check,
-                           unit_active)
+from armada.health import (
+    Check,
+    control_plane_checks,
+    http_json,
+    ready_wait_script,
+    tcmalloc_check,
+    torch_check,
+    unit_active,
+)
 from armada.profile import Profile
 from armada.role_support import etcd_url, nats_url, run_quiet
 from armada.serving import VLLM_UNIT, current_link, model_name
