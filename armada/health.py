@@ -84,6 +84,11 @@ def http_json_until(host, url: str, good, retries: int, settle: int = 15,
     return ok and good(answer), answer
 
 
+def shortened(text: str, head: int = 140, tail: int = 200) -> str:
+    """A long output kept readable in a report: its start (what happened) and its end (the last error lines)."""
+    return text if len(text) <= head + tail + 5 else f"{text[:head]} ... {text[-tail:]}"
+
+
 def shown(answer) -> str:
     return json.dumps(answer) if isinstance(answer, dict) else answer
 

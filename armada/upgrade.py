@@ -61,6 +61,13 @@ def _failed_checks(report: str, host: str) -> str:
     return "; ".join(f"{c['check']}: {c['seen']}" for c in checks if not c["ok"]) or "no failed check"
 
 
+def data_overrides(extra: list[str]) -> dict[str, str]:
+    """The ``--data KEY=VALUE`` pairs of pyinfra arguments (pure)."""
+    pairs = [extra[i + 1] for i, arg in enumerate(extra[:-1]) if arg == "--data"]
+    pairs += [arg.split("=", 1)[1] for arg in extra if arg.startswith("--data=")]
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
 def batches(hosts: list[str], size: int) -> list[list[str]]:
     return [hosts[i:i + size] for i in range(0, len(hosts), size)]
 
@@ -71,7 +78,9 @@ def run_upgrade(inventory_path: str, extra: list[str]) -> tuple[int, list[HostRe
     if not serving:
         raise SystemExit(f"armada upgrade: no host of {inventory_path} runs a serving role "
                          f"({', '.join(r.name for r in registry.roles() if r.serves)})")
-    size = with_defaults(host_data(serving[0]))["armada_max_unavailable"]
+    # pyinfra's --data overrides every host's data: the batch size too
+    size = int(data_overrides(extra).get("armada_max_unavailable")
+               or with_defaults(host_data(serving[0]))["armada_max_unavailable"])
     names = [h.name for h in serving]
     results = {name: HostResult(name, "not touched") for name in names}
     work = tempfile.mkdtemp(prefix="armada-upgrade-")

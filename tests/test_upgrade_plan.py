@@ -1,7 +1,7 @@
 """Pure pieces of day-2: batches, and which installs are pruned."""
 
 from armada.serving import installs_to_prune
-from armada.upgrade import batches, pyinfra_command
+from armada.upgrade import batches, data_overrides, pyinfra_command
 
 
 def test_batches_follow_max_unavailable():
@@ -30,3 +30,9 @@ def test_a_batch_of_two_hosts_limits_pyinfra_to_both(tmp_path):
     limits = [command[i + 1] for i, arg in enumerate(command) if arg == "--limit"]
     assert sorted(h.name for h in _apply_inventory_limit(load_inventory(str(path)), limits)) == ["h1", "h2"]
     assert pyinfra_command(str(path), "deploys/upgrade.py", None, "r.json", []).count("--limit") == 0
+
+
+def test_data_overrides_are_read_from_pyinfras_arguments():
+    assert data_overrides(["--data", "armada_max_unavailable=2", "--data=vllm_version=0.31.0", "-v"]) == {
+        "armada_max_unavailable": "2", "vllm_version": "0.31.0"}
+    assert data_overrides(["--limit", "h1"]) == {}

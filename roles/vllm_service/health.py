@@ -12,6 +12,7 @@ from armada.health import (
     control_plane_checks,
     http_json,
     ready_wait_script,
+    shortened,
     tcmalloc_check,
     torch_check,
     unit_active,
@@ -35,8 +36,8 @@ def vllm_checks(host, data: dict, profile: Profile, venv: str, model: str, ready
     base = f"http://127.0.0.1:{data['vllm_port']}"
     checks = [unit_active(host, VLLM_UNIT)]
     ok, seen = run_quiet(host, f"bash -c {shlex.quote(ready_wait_script(base, VLLM_UNIT, ready_timeout))}")
-    checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else (seen.strip()[-300:] or
-                                                                          f"no answer within {ready_timeout}s")))
+    checks.append(Check(host.name, "vLLM /health", ok, "200" if ok else shortened(seen.strip())
+                        or f"no answer within {ready_timeout}s"))
     key_file = data.get("vllm_api_key_file")
     if key_file:
         _, status = run_quiet(host, f"curl -s -o /dev/null -w '%{{http_code}}' --noproxy '*' {base}/v1/models")
