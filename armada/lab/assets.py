@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import base64
 import glob
+import hashlib
 import os
+import zipfile
 import subprocess
 import sys
 
@@ -77,9 +80,6 @@ sys.meta_path.insert(0, _BeforeTorchvision())
 
 def torchvision_ops_wheel(folder: str) -> str:
     """Write the lab-only ``armada-lab-torchvision-ops`` wheel into ``folder`` (once); its path."""
-    import base64
-    import hashlib
-    import zipfile
 
     name, version = "armada_lab_torchvision_ops", "1.0"
     path = os.path.join(folder, f"{name}-{version}-py3-none-any.whl")

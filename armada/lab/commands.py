@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from armada.lab import hosts
+
 EXIT_FAILED = 1
 
 
@@ -28,8 +30,8 @@ def _table(rows: list[dict]) -> str:
 
 
 def cmd_lab(args) -> int:
-    from armada.lab import hosts
-
+    # scenarios and assets make the lab's model: numpy, safetensors and
+    # tokenizers (the [lab] extra), needed by these commands only, not by armada
     if args.lab_action == "scenario":
         from armada.lab import scenarios
 
@@ -40,7 +42,7 @@ def cmd_lab(args) -> int:
             return EXIT_FAILED
     try:
         if args.lab_action == "up":
-            from armada.lab.assets import ensure_assets
+            from armada.lab.assets import ensure_assets  # the [lab] extra, as above
 
             hosts.up()
             ensure_assets()

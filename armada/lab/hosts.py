@@ -35,12 +35,16 @@ import concurrent.futures
 import contextlib
 import fcntl
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Callable
+
+import paramiko
 
 from armada.lab.layout import (
     BRIDGE,
@@ -330,8 +334,6 @@ def ensure_proxy(log: Log = _print) -> None:
     logfile.close()
     with open(_proxy_pid_file(), "w", encoding="ascii") as handle:
         handle.write(f"{proc.pid}\n")
-    import socket
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -446,8 +448,6 @@ LAB_SECRETS = ("nats-password", "etcd-password")
 
 def lab_secret(name: str) -> str:
     """The lab's value of a secret (tests grep output and journals for it)."""
-    import secrets
-
     folder = os.path.join(lab_dir(), "secrets")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     path = os.path.join(folder, name)
@@ -533,8 +533,6 @@ def boot(host: LabHost) -> int:
 
 
 def ssh_client(host: LabHost, timeout: float = 10.0):
-    import paramiko
-
     client = paramiko.SSHClient()
     if os.path.exists(known_hosts_path()):
         client.load_host_keys(known_hosts_path())

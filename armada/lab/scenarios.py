@@ -90,7 +90,7 @@ def create(name: str) -> None:
 
 def converge(name: str, report: str | None = None) -> tuple[int, dict[str, int], str]:
     """Run the scenario's deploy; (exit code, operations that changed a host, output)."""
-    from armada.lab.assets import ensure_assets
+    from armada.lab.assets import ensure_assets  # the [lab] extra (numpy, tokenizers): only when converging
 
     s = scenario(name)
     ensure_assets()
