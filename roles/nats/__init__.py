@@ -63,6 +63,12 @@ def apply(run: RoleRun):
         tls_cert_file=data["nats_tls_cert_file"],
         tls_key_file=data["nats_tls_key_file"],
     )
+    written, launcher = [conf], None
+    if data["nats_password_file"]:
+        launcher = f"{data['armada_root']}/bin/armada-nats-start"
+        written.append(files.template(name="nats launcher (reads the password file)", src=tpl("armada-nats-start.j2"),
+                                      dest=launcher, mode="755", binary=binary, config=config,
+                                      password_file=data["nats_password_file"]))
     unit = files.template(
         name="nats unit",
         src=tpl("armada-nats.service.j2"),
@@ -72,9 +78,9 @@ def apply(run: RoleRun):
         binary=binary,
         config=config,
         store_dir=data["nats_store_dir"],
-        password_file=data["nats_password_file"],
+        launcher=launcher,
     )
-    managed_service(UNIT, unit, [conf], watched=[config])
+    managed_service(UNIT, unit, written, watched=[config, *([launcher] if launcher else [])])
 
 
 def checks(name: str, data):
