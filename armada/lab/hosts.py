@@ -21,11 +21,13 @@ Everything lives under the lab dir (env ``ARMADA_LAB_DIR``, default
     id_ed25519{,.pub}              the lab key pair (root login on every host)
     known_hosts                    written by up() from the hosts' own keys
     tinyproxy.conf / .pid / .log   the egress proxy
-    hosts/<name>/rootfs            a host's root filesystem (fresh per boot)
+    hosts/<name>/rootfs            a host's root filesystem (fresh from the cache; kept by power_on)
     hosts/<name>/console.log       its console (nspawn's stdout/stderr)
     hosts/<name>/nspawn.pid        the systemd-nspawn process
 
-Needs root, debootstrap, qemu-user-static, binfmt-support, systemd-container,
+Its images are armada.lab.images, its network and proxy armada.lab.network, the
+processes and locks below them armada.lab.process. Needs root, debootstrap,
+qemu-user-static, binfmt-support, systemd-container,
 tinyproxy and iproute2 on the machine running it. Stdlib + paramiko only.
 """
 
@@ -33,32 +35,26 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import fcntl
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from typing import Callable
 
 import paramiko
 
+from armada.lab.images import ensure_binfmt, ensure_caches
+
+# the lab's layout: callers (inventories, tests) reach GATEWAY, PROXY_PORT,
+# PROXY_URL and BRIDGE through this module too
 from armada.lab.layout import (
     BRIDGE,
     GATEWAY,
     HOST_SECRETS_DIR,
     HOSTS,
     HOSTS_BY_NAME,
-    INCLUDE,
-    MIRROR,
-    PREFIX,
     PROXY_PORT,
     PROXY_URL,
-    SUBNET,
-    SUITE,
     LabHost,
     cache_path,
     host_dir,
@@ -67,296 +63,38 @@ from armada.lab.layout import (
     lab_dir,
     rootfs_path,
 )
+from armada.lab.network import ensure_bridge, ensure_proxy, setup_host_network, stop_proxy, teardown_host_network
+from armada.lab.process import (
+    LabError,
+    Log,
+    alive,
+    kill,
+    lab_lock,
+    link_exists,
+    netns_exists,
+    read_pid,
+    reap,
+    remove_tree,
+    run_cmd,
+    say,
+)
 from armada.lab.tls import host_files
-
-Log = Callable[[str], None]
-
-
-class LabError(RuntimeError):
-    pass
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)
 
 
 def _pid_file(host: LabHost) -> str:
     return os.path.join(host_dir(host), "nspawn.pid")
 
 
-def _proxy_pid_file() -> str:
-    return os.path.join(lab_dir(), "tinyproxy.pid")
-
-
-# ------------------------------------------------------------------- helpers
-
-
-def _run(cmd: list[str], check: bool = True, timeout: float | None = 600, **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and result.returncode != 0:
-        raise LabError(f"{' '.join(cmd)} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}")
-    return result
-
-
-def remove_tree(path: str) -> None:
-    """Delete a folder tree (a host's root filesystem, a cache build) with
-    ``rm -rf``, not ``shutil.rmtree``. The test session and pyinfra run with
-    gevent's monkey patches, and gevent's ``os.close`` (since 25.8.1) defers
-    closing a directory's fd to its event loop: a ``shutil.rmtree`` in a
-    thread keeps every folder it visited open until it returns. A served host's
-    root (venvs with tens of thousands of folders) then ran the process out of
-    file descriptors (EMFILE). ``--one-file-system`` never crosses into a
-    mount left inside the tree."""
-    if os.path.lexists(path):
-        _run(["rm", "-rf", "--one-file-system", "--", path], timeout=900)
-
-
-def _read_pid(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int | None, comm: str | None = None) -> bool:
-    """The process exists, is no zombie and (if given) runs the program `comm`."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    state = stat[stat.rindex(")") + 2 :].split()[0]
-    if state in ("Z", "X"):
-        return False
-    return comm is None or name == comm[:15]
-
-
-def _kill(pid: int, sig: int = signal.SIGKILL) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _reap(pid: int | None, timeout: float = 5.0) -> None:
-    """Wait for a dead process to leave the process table.
-
-    When up() ran in this very process (tests), nspawn and tinyproxy are our
-    children and stay zombies until waited for; otherwise PID 1 reaps them.
-    """
-    if not pid:
-        return
-    deadline = time.monotonic() + timeout
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def _lab_lock():
-    """One up/down at a time per lab dir (a second one waits)."""
-    os.makedirs(lab_dir(), exist_ok=True)
-    with open(os.path.join(lab_dir(), ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _link_exists(name: str) -> bool:
-    return _run(["ip", "link", "show", "dev", name], check=False).returncode == 0
-
-
-def _netns_exists(name: str) -> bool:
-    return os.path.exists(f"/run/netns/{name}")
-
-
-# ------------------------------------------------------ emulation and cache
-
-
-def ensure_binfmt() -> None:
-    """aarch64 binaries run through qemu-user-static (binfmt_misc, F flag)."""
-    if not os.path.exists("/proc/sys/fs/binfmt_misc/register"):
-        _run(["mount", "-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"])
-    _run(["update-binfmts", "--enable", "qemu-aarch64"], check=False)  # "already enabled" is not an error
-    entry = "/proc/sys/fs/binfmt_misc/qemu-aarch64"
-    try:
-        with open(entry, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise LabError(f"qemu-aarch64 is not registered with binfmt_misc ({exc}): apt-get install qemu-user-static binfmt-support") from exc
-    if "enabled" not in text.splitlines()[0]:
-        raise LabError(f"{entry}: {text.splitlines()[0]}")
-    if "F" not in next((line for line in text.splitlines() if line.startswith("flags:")), ""):
-        # without the F (fix-binary) flag the interpreter must exist inside every rootfs
-        raise LabError(f"{entry} lacks the F flag; the qemu interpreter would be missing inside the container")
-
-
-def build_cache(debarch: str, log: Log = _print) -> float:
-    """debootstrap a rootfs into a temp dir and tar it to the cache; returns seconds taken.
-
-    The tarball appears atomically (rename), so a killed build leaves no half cache;
-    its temp dir is removed by the next build (builds are serialised by the lab lock).
-    """
-    target = cache_path(debarch)
-    cache = os.path.dirname(target)
-    os.makedirs(cache, exist_ok=True)
-    for stale in os.listdir(cache):
-        if stale.startswith(f".build-{debarch}-"):
-            remove_tree(os.path.join(cache, stale))
-    if debarch != _native_debarch():
-        ensure_binfmt()
-    started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix=f".build-{debarch}-", dir=cache)
-    try:
-        root = os.path.join(workdir, "rootfs")
-        cmd = ["debootstrap", "--variant=minbase", f"--include={INCLUDE}"]
-        if debarch != _native_debarch():
-            cmd.append(f"--arch={debarch}")
-        cmd += [SUITE, root, MIRROR]
-        log(f"cache: debootstrap {SUITE} {debarch} (once; later runs reuse {target})")
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        if result.returncode != 0:
-            tail = result.stdout[-1500:] + result.stderr[-1500:]
-            with contextlib.suppress(OSError):
-                with open(os.path.join(root, "debootstrap", "debootstrap.log"), encoding="utf-8", errors="replace") as handle:
-                    tail += "\n--- debootstrap.log ---\n" + handle.read()[-2000:]
-            raise LabError(f"debootstrap {debarch} failed ({result.returncode}):\n{tail}")
-        # apt's downloaded .debs are not needed in the image
-        _run(["find", os.path.join(root, "var/cache/apt/archives"), "-name", "*.deb", "-delete"], check=False)
-        partial = os.path.join(workdir, "rootfs.tar")
-        _run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cpf", partial, "."], timeout=900)
-        os.replace(partial, target)
-    finally:
-        with contextlib.suppress(LabError):  # a leftover is removed by the next build
-            remove_tree(workdir)
-    took = time.monotonic() - started
-    log(f"cache: {os.path.basename(target)} built in {took:.0f} s")
-    return took
-
-
-def _native_debarch() -> str:
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-
-
-def ensure_caches(log: Log = _print) -> dict[str, float]:
-    """Build the missing cache tarballs (in parallel); returns seconds per debarch built."""
-    missing = sorted({host.debarch for host in HOSTS if not os.path.exists(cache_path(host.debarch))})
-    if not missing:
-        return {}
-    if any(arch != _native_debarch() for arch in missing):
-        ensure_binfmt()  # once, before the threads
-    with concurrent.futures.ThreadPoolExecutor(len(missing)) as pool:
-        futures = {arch: pool.submit(build_cache, arch, log) for arch in missing}
-        return {arch: future.result() for arch, future in futures.items()}
-
-
 # ---------------------------------------------------------------- lab key
 
 
-def ensure_key(log: Log = _print) -> str:
+def ensure_key(log: Log = say) -> str:
     path = key_path()
     if not os.path.exists(path):
         os.makedirs(lab_dir(), exist_ok=True)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "armada-lab", "-f", path])
+        run_cmd(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "armada-lab", "-f", path])
         log(f"key: generated {path}")
     return path
-
-
-# ---------------------------------------------------------------- network
-
-
-def ensure_bridge() -> None:
-    if not _link_exists(BRIDGE):
-        _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-    addrs = _run(["ip", "-o", "-4", "addr", "show", "dev", BRIDGE]).stdout
-    if f" {GATEWAY}/{PREFIX} " not in addrs:
-        _run(["ip", "addr", "add", f"{GATEWAY}/{PREFIX}", "dev", BRIDGE])
-    _run(["ip", "link", "set", BRIDGE, "up"])
-
-
-def _setup_host_network(host: LabHost) -> None:
-    """A fresh netns with eth0 = the host's address, its veth peer on the bridge."""
-    _teardown_host_network(host)
-    _run(["ip", "netns", "add", host.netns])
-    # eth0 gets a fixed MAC: with a random one, a host rebooted while the bridge stays up
-    # was unreachable for ~20 s (neighbours kept its old MAC until their entries expired)
-    _run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "address", host.mac, "netns", host.netns])
-    _run(["ip", "neigh", "flush", "to", host.address], check=False)
-    _run(["ip", "link", "set", host.veth, "master", BRIDGE])
-    _run(["ip", "link", "set", host.veth, "up"])
-    ns = ["ip", "-n", host.netns]
-    _run(ns + ["link", "set", "lo", "up"])
-    _run(ns + ["addr", "add", f"{host.address}/{PREFIX}", "dev", "eth0"])
-    _run(ns + ["link", "set", "eth0", "up"])
-    _run(ns + ["route", "add", "default", "via", GATEWAY])
-
-
-def _teardown_host_network(host: LabHost) -> None:
-    if _netns_exists(host.netns):
-        _run(["ip", "netns", "del", host.netns], check=False)  # takes eth0 and so the pair with it
-    if _link_exists(host.veth):
-        _run(["ip", "link", "del", host.veth], check=False)
-
-
-# ------------------------------------------------------------------ proxy
-
-
-def _proxy_running() -> bool:
-    return _alive(_read_pid(_proxy_pid_file()), "tinyproxy")
-
-
-def ensure_proxy(log: Log = _print) -> None:
-    """tinyproxy on GATEWAY:PROXY_PORT for the lab subnet, in the foreground of its own session."""
-    if _proxy_running():
-        return
-    conf = os.path.join(lab_dir(), "tinyproxy.conf")
-    with open(conf, "w", encoding="utf-8") as handle:
-        handle.write(
-            "# armada lab egress proxy (written by armada.lab.hosts; started by hand, no systemd here)\n"
-            "User nobody\nGroup nogroup\n"
-            f"Port {PROXY_PORT}\nListen {GATEWAY}\n"
-            f"Allow {SUBNET}\n"
-            "Timeout 600\nMaxClients 64\n"
-            "LogLevel Notice\n"
-            "ConnectPort 443\n"
-            "DisableViaHeader Yes\n"
-        )
-    logfile = open(os.path.join(lab_dir(), "tinyproxy.log"), "ab")
-    proc = subprocess.Popen(
-        ["tinyproxy", "-d", "-c", conf],
-        stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    logfile.close()
-    with open(_proxy_pid_file(), "w", encoding="ascii") as handle:
-        handle.write(f"{proc.pid}\n")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LabError(f"tinyproxy exited ({proc.returncode}); see {lab_dir()}/tinyproxy.log")
-        with contextlib.suppress(OSError), socket.create_connection((GATEWAY, PROXY_PORT), timeout=1):
-            log(f"proxy: tinyproxy listening on {PROXY_URL} (pid {proc.pid})")
-            return
-        time.sleep(0.2)
-    raise LabError(f"tinyproxy did not listen on {GATEWAY}:{PROXY_PORT} within 10 s")
-
-
-def stop_proxy() -> None:
-    pid = _read_pid(_proxy_pid_file())
-    if _alive(pid, "tinyproxy"):
-        _kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        _kill(pid, signal.SIGKILL)
-        _reap(pid)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(_proxy_pid_file())
 
 
 # ----------------------------------------------------------------- rootfs
@@ -390,7 +128,7 @@ def prepare_rootfs(host: LabHost) -> None:
     root = rootfs_path(host)
     remove_tree(root)
     os.makedirs(root)
-    _run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-xpf", cache_path(host.debarch)], timeout=600)
+    run_cmd(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-xpf", cache_path(host.debarch)], timeout=600)
 
     _write(f"{root}/etc/hostname", f"{host.name}\n")
     # a host's own name resolves to its lab address (services that bind to their
@@ -413,7 +151,7 @@ def prepare_rootfs(host: LabHost) -> None:
     )
     # host keys: debootstrap's openssh-server postinst normally makes them
     if not any(name.startswith("ssh_host_") and name.endswith("_key") for name in os.listdir(f"{root}/etc/ssh")):
-        _run(["ssh-keygen", "-A", "-f", root])
+        run_cmd(["ssh-keygen", "-A", "-f", root])
     # pam_loginuid cannot always write /proc/self/loginuid in a container: don't fail the session
     pam_sshd = f"{root}/etc/pam.d/sshd"
     if os.path.exists(pam_sshd):
@@ -506,8 +244,8 @@ def write_known_hosts() -> None:
 
 
 def _nspawn_pid(host: LabHost) -> int | None:
-    pid = _read_pid(_pid_file(host))
-    return pid if _alive(pid, "systemd-nspawn") else None
+    pid = read_pid(_pid_file(host))
+    return pid if alive(pid, "systemd-nspawn") else None
 
 
 def is_running(host: LabHost) -> bool:
@@ -565,7 +303,7 @@ def _console_tail(host: LabHost, chars: int = 3000) -> str:
     return ""
 
 
-def wait_ready(host: LabHost, started: float, log: Log = _print) -> dict:
+def wait_ready(host: LabHost, started: float, log: Log = say) -> dict:
     """SSH answers (key auth) and systemd reached running/degraded; returns timings."""
     deadline = started + host.boot_timeout
     last_error = "no attempt"
@@ -605,8 +343,8 @@ def wait_ready(host: LabHost, started: float, log: Log = _print) -> dict:
 def _leftover_pids(host: LabHost) -> set[int]:
     """Processes of a host: in its netns, or with their root inside its rootfs."""
     pids: set[int] = set()
-    if _netns_exists(host.netns):
-        out = _run(["ip", "netns", "pids", host.netns], check=False).stdout
+    if netns_exists(host.netns):
+        out = run_cmd(["ip", "netns", "pids", host.netns], check=False).stdout
         pids |= {int(p) for p in out.split() if p.isdigit()}
     root = os.path.realpath(rootfs_path(host))
     for entry in os.listdir("/proc"):
@@ -617,27 +355,27 @@ def _leftover_pids(host: LabHost) -> set[int]:
             if link == root or link.startswith(root + "/"):
                 pids.add(int(entry))
     pids.discard(os.getpid())
-    return {pid for pid in pids if _alive(pid)}
+    return {pid for pid in pids if alive(pid)}
 
 
 def stop_host(host: LabHost, timeout: float = 30.0) -> None:
-    pid = _read_pid(_pid_file(host))
-    if _alive(pid, "systemd-nspawn"):
+    pid = read_pid(_pid_file(host))
+    if alive(pid, "systemd-nspawn"):
         # SIGKILL: SIGTERM left the emulated host in the emergency shell (LAB.md)
-        _kill(pid)
+        kill(pid)
     deadline = time.monotonic() + timeout
     while True:
         left = _leftover_pids(host)
-        if pid and _alive(pid):
+        if pid and alive(pid):
             left.add(pid)
         if not left:
             break
         if time.monotonic() > deadline:
             raise LabError(f"{host.name}: processes left after stop: {sorted(left)}")
         for other in left:
-            _kill(other)
+            kill(other)
         time.sleep(0.2)
-    _reap(pid)
+    reap(pid)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_pid_file(host))
 
@@ -645,7 +383,7 @@ def stop_host(host: LabHost, timeout: float = 30.0) -> None:
 # --------------------------------------------------------------- the API
 
 
-def up(log: Log = _print, keep_disks: bool = False) -> dict:
+def up(log: Log = say, keep_disks: bool = False) -> dict:
     """Bring the lab up; running hosts are left alone. A host that is not
     running gets a fresh root filesystem from the cache, or, with
     ``keep_disks``, boots the one it has (as a machine whose power came back).
@@ -654,7 +392,7 @@ def up(log: Log = _print, keep_disks: bool = False) -> dict:
         raise LabError("the lab needs root (network namespaces, nspawn)")
     timings: dict = {}
     t0 = time.monotonic()
-    with _lab_lock():
+    with lab_lock():
         timings["cache_build_s"] = ensure_caches(log)
         ensure_key(log)
         if any(host.emulated for host in HOSTS):
@@ -667,7 +405,7 @@ def up(log: Log = _print, keep_disks: bool = False) -> dict:
                 log(f"{host.name}: already running (pid {_nspawn_pid(host)})")
                 continue
             stop_host(host)  # stale leftovers of a crashed run
-            _setup_host_network(host)
+            setup_host_network(host)
             to_boot.append(host)
         to_prepare = [host for host in to_boot if not (keep_disks and _has_disk(host))]
         if to_prepare:  # extracting the caches is the slow part of a cached up: in parallel
@@ -703,25 +441,28 @@ def _has_disk(host: LabHost) -> bool:
     return os.path.isfile(os.path.join(rootfs_path(host), "etc", "hostname"))
 
 
-def power_on(host: LabHost, log: Log = _print) -> dict:
-    """Boot a stopped host from its own disk, as it was when it stopped (a
-    machine that lost power and came back): nothing is reset. A host with no
-    disk yet gets a fresh one."""
+def power_on(host: LabHost, log: Log = say) -> dict:
+    """Boot ``host`` from its own disk, as it was when it stopped (a machine
+    that lost power and came back): nothing is reset. The lab's other stopped
+    hosts come back the same way (up() boots every host not running); a host
+    with no disk yet gets a fresh one."""
+    if is_running(host):
+        log(f"{host.name}: already running")
     return up(log, keep_disks=True)
 
 
-def down(log: Log = _print) -> float:
+def down(log: Log = say) -> float:
     """Stop hosts, remove netns/veths/bridge/rootfs copies, stop the proxy; keep cache and key."""
     t0 = time.monotonic()
-    with _lab_lock():
+    with lab_lock():
         for host in HOSTS:
             was = is_running(host)
             stop_host(host)
-            _teardown_host_network(host)
+            teardown_host_network(host)
             remove_tree(rootfs_path(host))
             log(f"{host.name}: {'stopped' if was else 'not running'}, removed")
-        if _link_exists(BRIDGE):
-            _run(["ip", "link", "del", BRIDGE])
+        if link_exists(BRIDGE):
+            run_cmd(["ip", "link", "del", BRIDGE])
         stop_proxy()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(known_hosts_path())
@@ -730,11 +471,11 @@ def down(log: Log = _print) -> float:
     return took
 
 
-def reset(host: LabHost, log: Log = _print) -> dict:
+def reset(host: LabHost, log: Log = say) -> dict:
     """Give one host a fresh root filesystem (a new, never-deployed machine) and boot it."""
-    with _lab_lock():
+    with lab_lock():
         stop_host(host)
-        _teardown_host_network(host)
+        teardown_host_network(host)
         remove_tree(rootfs_path(host))
     log(f"{host.name}: reset")
     return up(log)
