@@ -21,10 +21,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from armada.deploy import HEALTH_OP  # the health phase's operation, by its name in pyinfra's results
 from armada.lab import hosts as lab
 from armada.paths import REPO
 
-HEALTH_OP = "armada health checks (read-only)"
 
 
 @dataclass(frozen=True)
