@@ -3,6 +3,7 @@ a control plane is reached. Below every role; imports none."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -107,6 +108,28 @@ def client_address(listen: str, inventory_host) -> str:
 
 
 # -- data checks shared by the control plane's services (nats, etcd) ----------
+
+OPEN_OPT_OUT = "armada_insecure_open_endpoints"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a bind address is reachable from this host only."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def open_endpoint(name: str, data: Mapping[str, Any], bind_key: str, guard_keys: tuple[str, ...], what: str,
+                  risk: str) -> Iterable[DataError]:
+    """Closed by default: a service bound beyond loopback (``bind_key``) needs one of ``guard_keys`` set (an API
+    key, a password), unless the host's data opts out on purpose (armada_insecure_open_endpoints)."""
+    address = data[bind_key]
+    if is_loopback(address) or any(data[k] for k in guard_keys) or data[OPEN_OPT_OUT]:
+        return
+    guard = " or ".join(guard_keys)
+    yield DataError(name, bind_key, address, f"{what} would listen beyond loopback with no {guard}: {risk}. Set "
+                    f"{guard}, bind 127.0.0.1, or (an isolated, trusted network only) {OPEN_OPT_OUT}: true")
 
 
 def service_tls_gaps(service: str, name: str, data: Mapping[str, Any]) -> list[DataError]:

@@ -17,6 +17,10 @@ grace = (
         "ssh_user": "ubuntu",
         "ssh_strict_host_key_checking": "yes",  # keys in ~/.ssh/known_hosts (ssh-keyscan once, check the fingerprints)
         "model_id": "Qwen/Qwen2.5-7B-Instruct",
+        # vLLM answers beyond loopback only with an API key: a file your secret
+        # delivery writes on the host (armada check refuses an open endpoint)
+        "vllm_host": "0.0.0.0",
+        "vllm_api_key_file": "/etc/armada/secrets/vllm-api-key",
         "vllm_version": "0.31.0",
     },
 )
@@ -37,6 +41,8 @@ graviton = (
         "ssh_user": "ubuntu",
         "ssh_strict_host_key_checking": "yes",  # keys in ~/.ssh/known_hosts (ssh-keyscan once, check the fingerprints)
         "model_id": "Qwen/Qwen2.5-0.5B-Instruct",
+        "vllm_host": "0.0.0.0",
+        "vllm_api_key_file": "/etc/armada/secrets/vllm-api-key",
         "vllm_version": "0.31.0",
         "vllm_strategy": "source",
         # PyPI's torchvision/torchaudio/torchcodec are CUDA builds: not for a text model on CPU

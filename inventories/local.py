@@ -102,6 +102,9 @@ serving = (
         # the control plane's nats and etcd passwords, as files on this host
         "nats_password_file": _lab.host_secret_path("nats-password"),
         "etcd_password_file": _lab.host_secret_path("etcd-password"),
+        # vLLM answers the lab network (tests, Dynamo's hosts), so it asks for an API key
+        "vllm_host": "0.0.0.0",
+        "vllm_api_key_file": _lab.host_secret_path("vllm-api-key"),
         "vllm_max_model_len": 256,
         "model_path": _assets.model_path(),  # made by `armada lab up`, no hub download
         "model_name": _assets.MODEL_NAME,

@@ -64,6 +64,11 @@ CASES = {
     "ssh_keys_unchecked": ({"ssh_strict_host_key_checking": "no"}, "ssh_strict_host_key_checking", "no",
                            "armada_allow_unverified_ssh"),
     "keep_one_install": ({"vllm_keep_installs": 1}, "vllm_keep_installs", 1, ">= 2"),
+    "open_vllm_without_key": ({"vllm_host": "0.0.0.0"}, "vllm_host", "0.0.0.0", "no vllm_api_key_file"),
+    "open_nats_without_password": ({"armada_roles": ["base", "nats"], "nats_listen": "10.0.0.5"}, "nats_listen",
+                                   "10.0.0.5", "no nats_password_file"),
+    "open_etcd_without_password": ({"armada_roles": ["base", "etcd"], "etcd_listen": "::"}, "etcd_listen", "::",
+                                   "no etcd_password_file"),
 }
 
 

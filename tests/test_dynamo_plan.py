@@ -126,7 +126,7 @@ def test_common_env_points_at_the_control_plane_and_names_users_not_passwords():
     assert env["DYN_NAMESPACE"] == "dynamo"
     assert env["NATS_AUTH_USERNAME"] == "armada" and env["ETCD_AUTH_USERNAME"] == "root"
     assert not any("PASSWORD" in name for name in env)  # the launcher reads those from the 0600 files
-    assert frontend_args(d) == ["--http-host", "0.0.0.0", "--http-port", "8080"]
+    assert frontend_args(d) == ["--http-host", "127.0.0.1", "--http-port", "8080"]
 
 
 def render(template, **values):
@@ -208,7 +208,8 @@ def test_bad_dynamo_data_is_one_clear_error(case, tmp_path):
 def test_a_control_plane_without_nats_is_refused_for_a_dynamo_host(tmp_path):
     path = tmp_path / "inv.py"
     path.write_text(textwrap.dedent(f"""
-        cp = (["cp"], {{"armada_roles": ["base", "etcd"], "etcd_listen": "0.0.0.0"}})
+        cp = (["cp"], {{"armada_roles": ["base", "etcd"], "etcd_listen": "0.0.0.0",
+                       "armada_insecure_open_endpoints": True}})
         serving = (["s1"], {{**{DYNAMO!r}, "armada_control_plane": "cp",
                              "armada_roles": ["base", "vllm", "model", "vllm_service"]}})
     """))
@@ -218,7 +219,8 @@ def test_a_control_plane_without_nats_is_refused_for_a_dynamo_host(tmp_path):
 
 
 CROSS = textwrap.dedent("""
-    cp = (["cp"], {"armada_roles": ["base", "nats", "etcd"], "nats_listen": "0.0.0.0", "etcd_listen": "0.0.0.0"})
+    cp = (["cp"], {"armada_roles": ["base", "nats", "etcd"], "nats_listen": "0.0.0.0", "etcd_listen": "0.0.0.0",
+               "armada_insecure_open_endpoints": True})
     prefill = (["p1"], {**DYNAMO, "armada_control_plane": "cp", "armada_roles": ["base", "vllm", "model", "vllm_service"],
                         "dynamo_worker_mode": "disaggregated", "dynamo_decode_workers": 0, **P1})
     decode = (["d1"], {**DYNAMO, "armada_control_plane": "cp", "armada_roles": ["base", "vllm", "model", "vllm_service"],

@@ -17,7 +17,7 @@ import pytest
 
 import checks
 from armada.lab import hosts as lab
-from armada.lab.assets import MODEL_NAME
+from armada.lab.client import completion_tokens
 from armada.lab.scenarios import HEALTH_OP, changed_operations
 from conftest import run_main_deploy
 
@@ -132,12 +132,12 @@ def test_real_requests_from_outside(first_run):
         etcd("/v3/kv/range", {"key": key}, password=None)
     etcd("/v3/kv/put", {"key": key, "value": value})
     assert etcd("/v3/kv/range", {"key": key})["kvs"][0]["value"] == value
-    # vLLM: a real completion
-    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
-    request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    reply = json.load(urllib.request.urlopen(request, timeout=120))
-    assert reply["usage"]["completion_tokens"] > 0
+    # vLLM: a real completion with the API key; without it, or with a wrong one, 401
+    assert completion_tokens(SERVE.address, 8000) > 0
+    for key in (None, "wrong"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            completion_tokens(SERVE.address, 8000, api_key=key)
+        assert refused.value.code == 401
 
 
 # the control plane and one serving host: one vLLM restarts (twice), not two on two cores

@@ -9,12 +9,10 @@ modules that need the first converge's install).
 """
 
 import base64
-import json
 import os
 import re
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 from conftest import ROOT
@@ -22,6 +20,7 @@ from test_lab_deploy import etcd
 
 from armada.lab import hosts as lab
 from armada.lab.assets import MODEL_NAME
+from armada.lab.client import completion_tokens
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
@@ -72,10 +71,7 @@ def test_upgrade_to_another_release_then_a_broken_one_rolls_back(deployed_lab, t
     # the rollout stopped at the first host: the second was never flipped
     assert re.search(r"armada-serve2\s+not touched", output), output[-3000:]
     assert serving_install(serve) == upgraded and serving_install(serve2) == upgraded
-    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
-    request = urllib.request.Request(f"http://{SERVE.address}:8000/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    assert json.load(urllib.request.urlopen(request, timeout=120))["usage"]["completion_tokens"] > 0
+    assert completion_tokens(SERVE.address, 8000) > 0
     # nothing lost: model cache, etcd data (the key written earlier), JetStream store
     assert serve.file(f"/var/lib/armada/models/{MODEL_NAME}/model.safetensors").exists
     assert etcd("/v3/kv/range", {"key": key})["kvs"][0]["value"] == value

@@ -137,7 +137,7 @@ def test_vllm_service_env_and_args_from_the_profile():
         ("roles/etcd/templates/etcd.env.j2", dict(member="a", data_dir="/d", listen_client_urls="u", advertise_client_url="u",
                                                   listen_peer_url="p", advertise_peer_url="p", initial_cluster="a=p",
                                                   cluster_token="t", unsupported_arch="arm64", cert_file=None,
-                                                  key_file=None)),
+                                                  key_file=None, peer_tls=False)),
         ("roles/vllm_service/templates/vllm.env.j2", dict(env={"A": "1", "B": "x y"})),
         ("roles/base/templates/apt-proxy.conf.j2", dict(proxy="http://10.0.0.1:8888")),
     ],

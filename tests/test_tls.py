@@ -114,7 +114,7 @@ def test_a_client_of_a_tls_control_plane_needs_the_ca(tmp_path):
     path = tmp_path / "inv.py"
     path.write_text(textwrap.dedent("""
         cp = (["cp"], {"armada_roles": ["base", "nats", "etcd"], "nats_listen": "0.0.0.0", "etcd_listen": "0.0.0.0",
-                       "nats_tls_cert_file": "/s/cp.crt", "nats_tls_key_file": "/s/cp.key",
+                       "armada_insecure_open_endpoints": True, "nats_tls_cert_file": "/s/cp.crt", "nats_tls_key_file": "/s/cp.key",
                        "etcd_tls_cert_file": "/s/cp.crt", "etcd_tls_key_file": "/s/cp.key",
                        "etcd_tls_ca_file": "/s/ca.crt"})
         serving = (["s1"], {"armada_control_plane": "cp", "model_id": "org/m", "etcd_tls_ca_file": "/s/ca.crt"})
@@ -137,7 +137,8 @@ def test_nats_and_etcd_render_their_tls_settings():
     assert 'tls {\n  cert_file: "/s/cp.crt"\n  key_file: "/s/cp.key"\n}' in conf
     env = render("roles/etcd/templates/etcd.env.j2", member="a", data_dir="/d", listen_client_urls="u",
                  advertise_client_url="u", listen_peer_url="p", advertise_peer_url="p", initial_cluster="a=p",
-                 cluster_token="t", unsupported_arch=None, cert_file="/s/cp.crt", key_file="/s/cp.key")
+                 cluster_token="t", unsupported_arch=None, cert_file="/s/cp.crt", key_file="/s/cp.key",
+                 peer_tls=False)
     assert "ETCD_CERT_FILE=/s/cp.crt\nETCD_KEY_FILE=/s/cp.key\n" in env
 
 

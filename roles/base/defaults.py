@@ -41,6 +41,9 @@ KEYS = (
         check=lambda v: None if all(isinstance(x, str) and x for x in v) else "must be a list of package names"),
     Key("armada_allow_unverified_ssh", bool, False, "Allow ssh_strict_host_key_checking 'no'/'off' (throwaway "
         "labs only); host keys are checked by default"),
+    Key("armada_insecure_open_endpoints", bool, False, "Let vLLM, Dynamo's frontend, nats and etcd listen beyond "
+        "loopback with no API key or password (and an etcd cluster's peers speak plain http): an isolated, trusted "
+        "network only. Off: armada check refuses such data"),
     Key("armada_check_urls", bool, True, "Before changing anything, ask every URL the host's roles fetch from "
         "(torch index, wheelhouse, NVIDIA mirror, nats release) from the host itself; stop on one that does not answer"),
     Key("armada_config_dir", str, "/etc/armada", "Configuration files and env files", check=absolute_path),

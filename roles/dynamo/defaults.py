@@ -22,7 +22,8 @@ KEYS = (
     Key("dynamo_exclude_deps", list, list(DYNAMO_EXCLUDED_DEPS), "ai-dynamo requirements NOT installed "
         "(default: aisimulate, a planner-only stub that downloads from outside PyPI)",
         check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
-    Key("dynamo_frontend_host", str, "0.0.0.0", "Address Dynamo's OpenAI-compatible frontend binds"),
+    Key("dynamo_frontend_host", str, "127.0.0.1", "Address Dynamo's OpenAI-compatible frontend binds: loopback "
+        "by default (see armada_insecure_open_endpoints)"),
     Key("dynamo_frontend_port", int, 8080, "Port of Dynamo's frontend", check=port),
     Key("dynamo_worker_mode", str, "aggregated", "'aggregated' (workers prefill and decode) or 'disaggregated' "
         "(prefill workers hand the KV cache to decode workers through NIXL)", choices=("aggregated", "disaggregated")),

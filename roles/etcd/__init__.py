@@ -18,6 +18,7 @@ from armada.role_support import (
     local_etcd,
     managed_service,
     mask_distro_unit,
+    open_endpoint,
     service_tls_gaps,
     template_path,
 )
@@ -35,16 +36,18 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
     """ETCD_* values for one member of ``members`` (a pure function of the inventory)."""
     peer, client, listen = data["etcd_peer_port"], data["etcd_client_port"], data["etcd_listen"]
     address = host_address(this_host)
+    scheme = "https" if data["etcd_tls_cert_file"] else "http"
     if len(members) > 1:
-        # members must reach each other: peers listen on every interface
-        listen_peer = f"http://0.0.0.0:{peer}"
-        advertise_peer = f"http://{address}:{peer}"
-        initial = ",".join(f"{member_name(m)}=http://{host_address(m)}:{peer}" for m in members)
+        # members must reach each other: peers listen on every interface, over
+        # TLS when the host has a certificate (each member checks the others'
+        # certificates against etcd_tls_ca_file)
+        listen_peer = f"{scheme}://0.0.0.0:{peer}"
+        advertise_peer = f"{scheme}://{address}:{peer}"
+        initial = ",".join(f"{member_name(m)}={scheme}://{host_address(m)}:{peer}" for m in members)
     else:
         listen_peer = f"http://127.0.0.1:{peer}"
         advertise_peer = listen_peer
         initial = f"{member_name(this_host)}={listen_peer}"
-    scheme = "https" if data["etcd_tls_cert_file"] else "http"
     client_urls = [f"{scheme}://{listen}:{client}"]
     if listen not in ("127.0.0.1", "0.0.0.0"):
         client_urls.insert(0, f"{scheme}://127.0.0.1:{client}")
@@ -56,6 +59,7 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
         "listen_peer_url": listen_peer,
         "advertise_peer_url": advertise_peer,
         "initial_cluster": initial,
+        "peer_tls": len(members) > 1 and scheme == "https",
     }
 
 
@@ -81,6 +85,7 @@ def apply(run: RoleRun):
         unsupported_arch="arm64" if profile.arch == "aarch64" else None,
         cert_file=data["etcd_tls_cert_file"],
         key_file=data["etcd_tls_key_file"],
+        ca_file=data["etcd_tls_ca_file"],
         **cluster_settings(host, members, data),
     )
     unit = files.template(
@@ -111,6 +116,9 @@ def checks(name: str, data):
     if data["etcd_tls_cert_file"] and not data["etcd_tls_ca_file"]:
         yield DataError(name, "etcd_tls_ca_file", None, "etcd_tls_cert_file is set: name the CA file its "
                         "certificate is checked against (this host's own checks use it)")
+    if "etcd" in data["armada_roles"]:
+        yield from open_endpoint(name, data, "etcd_listen", ("etcd_password_file",), "etcd",
+                                 "any host on the network could read and rewrite every key")
 
 
 def fleet_checks(fleet: Fleet):
@@ -119,6 +127,12 @@ def fleet_checks(fleet: Fleet):
         group = data["etcd_cluster_group"]
         if group and not fleet.groups.get(group):
             yield DataError(name, "etcd_cluster_group", group, "no such group in the inventory")
+        elif group and len(fleet.groups[group]) > 1 and not data["etcd_tls_cert_file"] \
+                and not data["armada_insecure_open_endpoints"]:
+            yield DataError(name, "etcd_cluster_group", group, "a cluster's members replicate every key to each "
+                            "other: set etcd_tls_cert_file, etcd_tls_key_file and etcd_tls_ca_file (peers then speak "
+                            "TLS and check each other's certificate), or (an isolated, trusted network only) "
+                            "armada_insecure_open_endpoints: true")
     yield from client_gaps("etcd", fleet)
 
 

@@ -13,7 +13,14 @@ from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
 from armada.role import Role, RoleRun
-from armada.role_support import client_gaps, managed_service, mask_distro_unit, service_tls_gaps, template_path
+from armada.role_support import (
+    client_gaps,
+    managed_service,
+    mask_distro_unit,
+    open_endpoint,
+    service_tls_gaps,
+    template_path,
+)
 from roles.nats import health
 from roles.nats.defaults import KEYS
 
@@ -90,6 +97,9 @@ def checks(name: str, data):
             if not data[key]:
                 yield DataError(name, key, None, f"nats_source 'release' needs {key} (the download is verified)")
     yield from service_tls_gaps("nats", name, data)
+    if "nats" in data["armada_roles"]:
+        yield from open_endpoint(name, data, "nats_listen", ("nats_password_file",), "nats",
+                                 "any host on the network could publish to and read every subject and stream")
 
 
 def urls(data, profile) -> list[tuple[str, str]]:

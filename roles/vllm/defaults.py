@@ -66,6 +66,7 @@ KEYS = (
     Key("vllm_api_key_file", str, None, "File ON THE HOST holding the API key clients must send (Bearer); "
         "given to vLLM through systemd's LoadCredential as VLLM_API_KEY, never on a command line; "
         "requests without it get 401", nullable=True, check=secret_path, holds=SECRET),
-    Key("vllm_host", str, "0.0.0.0", "Address the OpenAI-compatible server binds"),
+    Key("vllm_host", str, "127.0.0.1", "Address the OpenAI-compatible server binds: loopback by default; beyond "
+        "it (0.0.0.0, an interface's address) needs vllm_api_key_file"),
     Key("vllm_port", int, 8000, "Port of the OpenAI-compatible server", check=port),
 )

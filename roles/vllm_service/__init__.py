@@ -14,7 +14,7 @@ from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Role, RoleRun
-from armada.role_support import managed_service, template_path
+from armada.role_support import managed_service, open_endpoint, template_path
 from armada.serving import (
     FRONTEND,
     VLLM_UNIT,
@@ -112,6 +112,13 @@ def checks(name: str, data):
     roles = data["armada_roles"]
     if "vllm_service" in roles and not {"vllm", "model"} <= set(roles):
         yield DataError(name, "armada_roles", roles, "vllm_service needs the vllm and model roles on the same host")
+    if _serves(data):
+        yield from open_endpoint(name, data, "vllm_host", ("vllm_api_key_file",), "vLLM's OpenAI server",
+                                 "anyone on the network could run prompts")
+
+
+def _serves(data) -> bool:
+    return "vllm_service" in data["armada_roles"] and data["armada_serving"] != "dynamo"
 
 
 ROLE = Role(
@@ -121,7 +128,7 @@ ROLE = Role(
     checks=checks,
     apply=apply,
     health=health.checks,
-    selected=lambda data: "vllm_service" in data["armada_roles"] and data["armada_serving"] != "dynamo",
+    selected=_serves,
     serves=True,
     binds=("vllm_port",),
 )
