@@ -166,16 +166,16 @@ def nats_connect(host, address: str, port: int, user: str | None = None, passwor
 
 
 def etcd_read(host, url: str, password_file: str | None = None, body: dict | None = None,
-               ca_file: str | None = None) -> tuple[bool, str]:
+              ca_file: str | None = None, user: str = "root") -> tuple[bool, str]:
     """A v3 range read at ``url`` (``body``: the range request; default one
-    key): anonymous, or as root with the password in ``password_file`` (sent
+    key): anonymous, or as ``user`` with the password in ``password_file`` (sent
     through curl's stdin; the token it gets never leaves the host).
     ``(read ok, what etcd said)``."""
     curl = etcd_curl(ca_file)
     request = json.dumps(body or {"key": "YQ=="})
     read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
     if password_file:
-        login = f"{etcd_login_body(password_file)} | {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}"
+        login = f"{etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}"
         script = (f"t=$({login} | sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p'); "
                   "[ -n \"$t\" ] || { echo 'authentication refused'; exit 1; }; "
                   f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-")
@@ -193,9 +193,11 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
     ca = etcd_ca(data, etcd_url)
     ok, health = http_json_until(host, f"{etcd_url}/health", etcd_healthy, retries=10, cacert=ca)
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, shown(health))]
-    if data["etcd_password_file"]:
-        ok, seen = etcd_read(host, etcd_url, data["etcd_password_file"], ca_file=ca)
-        checks.append(Check(host.name, f"authenticates to etcd {etcd_url}", ok, seen[-120:]))
+    if data["etcd_client_password_file"]:
+        user = data["etcd_client_user"]
+        ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"], {"key": "djEv"}, ca_file=ca,
+                             user=user)
+        checks.append(Check(host.name, f"authenticates to etcd {etcd_url} as {user}", ok, seen[-120:]))
     scheme, rest = nats_url.split("://", 1)
     address, port = rest.rsplit(":", 1)
     if scheme == "tls":

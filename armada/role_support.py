@@ -152,7 +152,11 @@ def client_gaps(service: str, fleet) -> Iterable[DataError]:
         if cp[f"{service}_tls_cert_file"] and not data[key]:
             yield DataError(name, key, None, f"{cp_name}'s {service} speaks TLS: set {key} to the path of the CA "
                             "file (on this host) its certificate is checked against")
-        key = f"{service}_password_file"
-        if cp[key] and not data[key]:
+        # etcd's clients log in as etcd_client_user (never root): its password file on both hosts
+        key = "etcd_client_password_file" if service == "etcd" else f"{service}_password_file"
+        if cp[f"{service}_password_file"] and not data[key]:
             yield DataError(name, key, None, f"{cp_name}'s {service} requires a password: set {key} to the path "
                             "of that password's file on this host")
+        elif service == "etcd" and cp["etcd_password_file"] and not cp[key]:
+            yield DataError(cp_name, key, None, f"{name} uses this host's etcd, which requires a password: set "
+                            f"{key} (the password of etcd_client_user, which armada creates)")

@@ -74,6 +74,8 @@ control_plane = (
         # nats and etcd ask clients for passwords: files the lab wrote on each host
         "nats_password_file": _lab.host_secret_path("nats-password"),  # /etc/armada-secrets/nats-password
         "etcd_password_file": _lab.host_secret_path("etcd-password"),
+        # the serving hosts log in to etcd as armada-client (Dynamo's keys only), never as root
+        "etcd_client_password_file": _lab.host_secret_path("etcd-client-password"),
         **_TLS_SERVER,
         **_TLS_CA,
         # end armada data
@@ -99,9 +101,10 @@ serving = (
         # transformers' imports beside torch+cpu; a text model needs none of them
         "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
         "vllm_kvcache_space_gib": 1,
-        # the control plane's nats and etcd passwords, as files on this host
+        # the control plane's nats password and its etcd clients' password, as
+        # files on this host (etcd's root password stays on armada-cp)
         "nats_password_file": _lab.host_secret_path("nats-password"),
-        "etcd_password_file": _lab.host_secret_path("etcd-password"),
+        "etcd_client_password_file": _lab.host_secret_path("etcd-client-password"),
         # vLLM answers the lab network (tests, Dynamo's hosts), so it asks for an API key
         "vllm_host": "0.0.0.0",
         "vllm_api_key_file": _lab.host_secret_path("vllm-api-key"),

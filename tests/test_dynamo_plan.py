@@ -119,12 +119,12 @@ def test_common_env_points_at_the_control_plane_and_names_users_not_passwords():
     cp = InventoryHost("armada-cp", ssh_hostname="10.213.0.11", nats_listen="0.0.0.0", etcd_listen="0.0.0.0",
                        armada_roles=["base", "nats", "etcd"])
     d = data(nats_password_file="/etc/armada-secrets/nats-password",
-             etcd_password_file="/etc/armada-secrets/etcd-password")
+             etcd_client_password_file="/etc/armada-secrets/etcd-client-password")
     env = common_env(profile_of("x86-lab-vm"), d, cp, with_defaults(cp.data))
     assert env["NATS_SERVER"] == "nats://10.213.0.11:4222" and env["ETCD_ENDPOINTS"] == "http://10.213.0.11:2379"
     assert (env["DYN_DISCOVERY_BACKEND"], env["DYN_REQUEST_PLANE"], env["DYN_EVENT_PLANE"]) == ("etcd", "nats", "nats")
     assert env["DYN_NAMESPACE"] == "dynamo"
-    assert env["NATS_AUTH_USERNAME"] == "armada" and env["ETCD_AUTH_USERNAME"] == "root"
+    assert env["NATS_AUTH_USERNAME"] == "armada" and env["ETCD_AUTH_USERNAME"] == "armada-client"
     assert not any("PASSWORD" in name for name in env)  # the launcher reads those from the 0600 files
     assert frontend_args(d) == ["--http-host", "127.0.0.1", "--http-port", "8080"]
 

@@ -93,8 +93,17 @@ def test_a_client_of_a_password_protected_control_plane_needs_the_password(tmp_p
         serving = (["s1"], {"armada_control_plane": "cp", "model_id": "org/m", "nats_password_file": "/s/nats"})
     """))
     errors = validate_inventory(load_inventory(str(path)))
-    assert [(e.host, e.key, e.value) for e in errors] == [("s1", "etcd_password_file", None)], [str(e) for e in errors]
+    # the client logs in as etcd_client_user, never root: its password on both hosts
+    assert [(e.host, e.key, e.value) for e in errors] == [("s1", "etcd_client_password_file", None)], \
+        [str(e) for e in errors]
     assert "cp's etcd requires a password" in str(errors[0])
+    fixed = tmp_path / "fixed.py"
+    fixed.write_text(path.read_text().replace('"nats_password_file": "/s/nats"})',
+                                              '"nats_password_file": "/s/nats", "etcd_client_password_file": "/s/c"})'))
+    errors = validate_inventory(load_inventory(str(fixed)))
+    assert [(e.host, e.key, e.value) for e in errors] == [("cp", "etcd_client_password_file", None)], \
+        [str(e) for e in errors]
+    assert "s1 uses this host's etcd" in str(errors[0])
 
 
 def test_etcd_auth_state_from_real_answers():
@@ -106,8 +115,8 @@ def test_etcd_auth_state_from_real_answers():
 def test_etcd_auth_script_reads_the_password_on_the_host_and_sends_it_on_stdin():
     script = etcd_enable_auth_script("http://127.0.0.1:2379", "/etc/armada-secrets/etcd-password")
     add = next(line for line in script.splitlines() if "/v3/auth/user/add" in line)
-    assert add.startswith("printf ") and "$(cat /etc/armada-secrets/etcd-password)" in add and "-d @-" in add  # builtin printf into curl's stdin: no argv holds it
-    assert "already enabled" in script and script.rstrip().endswith("esac")
+    assert add.startswith("out=$(printf ") and "$(cat /etc/armada-secrets/etcd-password)" in add and "-d @-" in add  # builtin printf into curl's stdin: no argv holds it
+    assert "already enabled" in script and script.rstrip().endswith('echo "etcd auth enabled"')
     # bash accepts it
     subprocess.run(["bash", "-n", "-c", script], check=True)
 
@@ -200,4 +209,4 @@ def test_every_secret_key_is_marked_as_one():
     # Key.holds: the base role hands these files to the service user, the
     # deploy checks them before any change, cloud-init may bake them
     assert set(secret_file_keys()) == {"vllm_api_key_file", "model_hub_token_file", "nats_password_file",
-                                       "etcd_password_file"}
+                                       "etcd_password_file", "etcd_client_password_file"}

@@ -6,7 +6,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from armada.commands.etcd import etcd_curl
+from armada.commands.etcd import etcd_curl, etcd_login_body
 from armada.commands.secrets import pem_file_command, secret_file_command
 from armada.parsers.secrets import etcd_auth_state, secret_file_problem
 
@@ -31,6 +31,20 @@ class PemFile(FactBase):
 
     def process(self, output):
         return secret_file_problem("\n".join(output))
+
+
+class EtcdLogin(FactBase):
+    """Whether ``user`` logs in to the etcd at ``endpoint`` with the password in
+    ``password_file`` (read on the host, sent through curl's stdin): 'ok' or
+    what etcd said. The token stays on the host."""
+
+    def command(self, endpoint: str, user: str, password_file: str, ca_file: str | None = None):
+        url = shlex.quote(endpoint.rstrip("/") + "/v3/auth/authenticate")
+        login = f"{etcd_login_body(password_file, user)} | {etcd_curl(ca_file)} -d @- {url}"
+        return f"out=$({login} 2>&1); case \"$out\" in *'\"token\"'*) echo ok;; *) echo \"$out\";; esac"
+
+    def process(self, output):
+        return "\n".join(output).strip()
 
 
 class EtcdAuth(FactBase):

@@ -181,7 +181,7 @@ def prepare_rootfs(host: LabHost) -> None:
 # Secrets the lab's hosts hold, as a cloud's secret delivery would leave them:
 # one value per lab (made once, kept in the lab dir, 0600), written into every
 # host's root filesystem as root-only files at HOST_SECRETS_DIR/<name>.
-LAB_SECRETS = ("nats-password", "etcd-password", "vllm-api-key")
+LAB_SECRETS = ("nats-password", "etcd-password", "etcd-client-password", "vllm-api-key")
 
 
 def lab_secret(name: str) -> str:

@@ -59,8 +59,8 @@ def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> di
     }
     if data["nats_password_file"]:
         own["NATS_AUTH_USERNAME"] = cp_data["nats_user"]
-    if data["etcd_password_file"]:
-        own["ETCD_AUTH_USERNAME"] = "root"
+    if data["etcd_client_password_file"]:
+        own["ETCD_AUTH_USERNAME"] = cp_data["etcd_client_user"]  # readwrite on Dynamo's keys only, never root
     return serving_env(profile, data, control_plane, cp_data, own)
 
 
@@ -88,7 +88,7 @@ def apply(run: RoleRun):
     written.append(files.template(
         name="Dynamo launcher (of this install)", src=tpl("armada-dynamo.j2"), dest=f"{install}/armada-dynamo",
         mode="755", python=f"{install}/bin/python", nats_password_file=data["nats_password_file"],
-        etcd_password_file=data["etcd_password_file"]))
+        etcd_password_file=data["etcd_client_password_file"]))
     written.append(files.put(
         name="Dynamo frontend command (of this install)", dest=f"{install}/armada-dynamo-frontend.args", mode="644",
         src=_args_file(frontend_args(data))))

@@ -68,10 +68,10 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
     if data["dynamo_discovery_backend"] == "etcd":
         prefix = f"v1/instances/{data['dynamo_namespace']}/".encode()
         end = prefix[:-1] + bytes([prefix[-1] + 1])
-        ok, seen = etcd_read(host, etcd_url, data["etcd_password_file"],
-                              {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
-                               "keys_only": True},
-                              ca_file=etcd_ca(data, etcd_url))
+        ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"],
+                             {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
+                              "keys_only": True},
+                             ca_file=etcd_ca(data, etcd_url), user=data["etcd_client_user"])
         try:
             keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(seen).get("kvs", [])]
         except ValueError:

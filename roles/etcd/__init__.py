@@ -8,9 +8,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
-from armada.commands.etcd import etcd_enable_auth_script
+from armada.commands.etcd import etcd_client_user_script, etcd_enable_auth_script
 from armada.errors import DataError
-from armada.facts.secrets import EtcdAuth
+from armada.facts.secrets import EtcdAuth, EtcdLogin
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import (
     client_gaps,
@@ -23,7 +23,7 @@ from armada.role_support import (
     template_path,
 )
 from roles.etcd import health
-from roles.etcd.defaults import KEYS
+from roles.etcd.defaults import CLIENT_PREFIX, KEYS
 
 UNIT = "armada-etcd"
 
@@ -105,6 +105,15 @@ def apply(run: RoleRun):
             script = etcd_enable_auth_script(endpoint, data["etcd_password_file"], ca_file=ca)
             server.shell(
                 name="etcd auth: root user from etcd_password_file, auth enabled",
+                commands=[f"bash -c {shlex.quote(script)}"],
+            )
+        client, client_file = data["etcd_client_user"], data["etcd_client_password_file"]
+        if client_file and host.get_fact(EtcdLogin, endpoint=endpoint, user=client, password_file=client_file,
+                                         ca_file=ca) != "ok":
+            script = etcd_client_user_script(endpoint, data["etcd_password_file"], client, client_file,
+                                             CLIENT_PREFIX, ca_file=ca)
+            server.shell(
+                name=f"etcd user {client}: readwrite on {CLIENT_PREFIX} only, password from etcd_client_password_file",
                 commands=[f"bash -c {shlex.quote(script)}"],
             )
 

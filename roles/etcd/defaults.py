@@ -1,16 +1,26 @@
 """Data keys of the etcd role."""
 
-from armada.keys import SECRET, Key, absolute_path, port, secret_path, tls_keys
+from armada.keys import SECRET, Key, absolute_path, identifier, port, secret_path, tls_keys
+
+# the keys NVIDIA Dynamo 1.6 reads and writes in etcd (v1/instances/, v1/mdc/,
+# v1/event_channels/, v1/event_sources/): all the clients' user may touch
+CLIENT_PREFIX = "v1/"
 
 KEYS = (
     Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
     Key("etcd_client_port", int, 2379, "Client port", check=port),
     Key("etcd_peer_port", int, 2380, "Peer port (cluster members)", check=port),
     Key("etcd_data_dir", str, "/var/lib/armada/etcd", "Data dir on persistent disk", check=absolute_path),
-    Key("etcd_password_file", str, None, "File ON THE HOST holding the password of etcd's root user (set it on "
-        "the etcd host and on every host using it): armada enables etcd auth with it, clients then authenticate; "
+    Key("etcd_password_file", str, None, "File ON THE HOST holding the password of etcd's root user (on the etcd "
+        "host only): armada enables etcd auth with it, clients then authenticate as etcd_client_user; "
         "0600, owned by the service user; never in a config, a command line or a log",
         nullable=True, check=secret_path, holds=SECRET),
+    Key("etcd_client_user", str, "armada-client", "etcd user that clients of other hosts (Dynamo, armada's checks) "
+        f"log in as: a role of the same name grants it readwrite on keys under {CLIENT_PREFIX} only (Dynamo's), "
+        "never root", check=identifier),
+    Key("etcd_client_password_file", str, None, "File ON THE HOST holding etcd_client_user's password: on the etcd "
+        "host (armada creates the user with it) and on every host using that etcd; clients never hold root's "
+        "etcd_password_file", nullable=True, check=secret_path, holds=SECRET),
     *tls_keys("etcd", "etcd", "on its client URLs (with etcd_tls_key_file and etcd_tls_ca_file): clients then "
               "use https; it must name 127.0.0.1 and the address clients connect to",
               "(set it on the etcd host and on every host using it)"),

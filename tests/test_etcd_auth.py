@@ -1,0 +1,122 @@
+"""etcd auth fails closed (issue 16): armada's auth scripts against a real
+etcd (Debian's etcd-server, started here on a free port; .ci/run installs
+it). Auth ends enabled with root logging in, or the script stops with the
+reason; the clients' user reads and writes Dynamo's keys (v1/) and nothing
+else."""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from armada.commands.etcd import etcd_client_user_script, etcd_enable_auth_script
+
+ROOT_PASSWORD = "9f1c2e7a5b3d4c6e8f0a1b2c3d4e5f60"
+CLIENT_PASSWORD = "c0ffee00aa11bb22cc33dd44ee55ff66"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    binary = shutil.which("etcd") or "/usr/bin/etcd"
+    assert os.path.exists(binary), "etcd is not installed (apt-get install etcd-server; .ci/run does)"
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    server = subprocess.Popen(
+        [binary, "--data-dir", str(tmp_path / "data"), "--listen-client-urls", url, "--advertise-client-urls", url,
+         "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls",
+         f"http://127.0.0.1:{peer}", "--initial-cluster", f"default=http://127.0.0.1:{peer}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "ETCD_UNSUPPORTED_ARCH": "arm64"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "etcd did not start"
+                time.sleep(0.2)
+        for name, value in (("root", ROOT_PASSWORD), ("client", CLIENT_PASSWORD), ("wrong", "not-the-password")):
+            (tmp_path / name).write_text(value + "\n")
+        yield url, tmp_path
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def bash(script):
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def call(url, path, body, token=None):
+    headers = {"Authorization": token} if token else {}
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), headers=headers)
+    try:
+        return json.load(urllib.request.urlopen(request, timeout=10))
+    except urllib.error.HTTPError as error:
+        return json.load(error)
+
+
+def token(url, name, password):
+    return call(url, "/v3/auth/authenticate", {"name": name, "password": password}).get("token")
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_auth_ends_enabled_with_root_in_and_anonymous_out(etcd):
+    url, folder = etcd
+    result = bash(etcd_enable_auth_script(url, str(folder / "root")))
+    assert result.returncode == 0 and "etcd auth enabled" in result.stdout, result.stderr
+    assert "user name is empty" in call(url, "/v3/kv/range", {"key": b64("a")})["error"]
+    assert token(url, "root", ROOT_PASSWORD)
+    # a second run changes nothing and says so
+    again = bash(etcd_enable_auth_script(url, str(folder / "root")))
+    assert again.returncode == 0 and "already enabled" in again.stdout
+    assert ROOT_PASSWORD not in result.stdout + result.stderr
+
+
+def test_the_client_user_reads_and_writes_dynamos_prefix_only(etcd):
+    url, folder = etcd
+    assert bash(etcd_enable_auth_script(url, str(folder / "root"))).returncode == 0
+    script = etcd_client_user_script(url, str(folder / "root"), "armada-client", str(folder / "client"), "v1/")
+    for _ in range(2):  # idempotent: the second run keeps the role, grant and user
+        result = bash(script)
+        assert result.returncode == 0 and "readwrite on v1/ only" in result.stdout, result.stderr
+    client = token(url, "armada-client", CLIENT_PASSWORD)
+    assert "header" in call(url, "/v3/kv/put", {"key": b64("v1/instances/dynamo/x"), "value": b64("1")}, client)
+    assert call(url, "/v3/kv/range", {"key": b64("v1/instances/dynamo/x")}, client)["kvs"][0]["value"] == b64("1")
+    for key in ("a", "v2/x", "v1"):
+        assert "permission denied" in call(url, "/v3/kv/put", {"key": b64(key), "value": b64("1")}, client)["error"]
+        assert "permission denied" in call(url, "/v3/kv/range", {"key": b64(key)}, client)["error"]
+    # the client cannot change auth
+    assert "permission denied" in call(url, "/v3/auth/user/add", {"name": "x", "password": "y"}, client)["error"]
+
+
+def test_a_wrong_root_password_stops_with_the_reason(etcd):
+    url, folder = etcd
+    assert bash(etcd_enable_auth_script(url, str(folder / "root"))).returncode == 0
+    result = bash(etcd_client_user_script(url, str(folder / "wrong"), "armada-client", str(folder / "client"), "v1/"))
+    assert result.returncode == 1 and f"etcd refused root with the password in {folder / 'wrong'}" in result.stderr
+
+
+def test_an_etcd_that_does_not_answer_stops_the_run(tmp_path):
+    (tmp_path / "root").write_text(ROOT_PASSWORD + "\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    for script in (etcd_enable_auth_script(url, str(tmp_path / "root"), wait_s=2),
+                   etcd_client_user_script(url, str(tmp_path / "root"), "c", str(tmp_path / "root"), "v1/", wait_s=2)):
+        result = bash(script)
+        assert result.returncode == 1 and f"etcd at {url} did not answer /health within 2 s" in result.stderr
