@@ -14,6 +14,7 @@ from armada import registry
 from armada.cloudinit import CloudInitError, render
 from armada.errors import DataError
 from armada.inventory import group_summaries, load_inventory, validate_inventory
+from armada.keys import mask_url
 from armada.lab.commands import add_parser as add_lab_parser
 from armada.parsers import ParseError
 from armada.parsers.host import host_facts_from_outputs
@@ -58,8 +59,7 @@ def cmd_profile(args) -> int:
     except DataError as exc:
         print(f"armada profile: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    json.dump(profile.to_json(), sys.stdout, indent=2)
-    print()
+    print(mask_url(json.dumps(profile.to_json(), indent=2)))
     return 0
 
 

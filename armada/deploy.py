@@ -20,6 +20,7 @@ from armada.facts.host import HostSnapshot
 from armada.facts.secrets import PemFile, SecretFile
 from armada.facts.urls import UrlStatus
 from armada.inventory import host_data, validate_inventory
+from armada.keys import mask_url
 from armada.profile import Profile, build_profile
 from armada.role import RoleRun
 from armada.role_support import control_plane_host
@@ -137,7 +138,7 @@ def prepare(host, inventory) -> RoleRun:
     check_roles(run)
     check_secrets(host, run.data)
     for name, reason in run.profile.reasons.items():
-        logger.info(f"{host.print_prefix}{name} = {getattr(run.profile, name, None)!r}: {reason}")
+        logger.info(mask_url(f"{host.print_prefix}{name} = {getattr(run.profile, name, None)!r}: {reason}"))
     return run
 
 

@@ -152,12 +152,13 @@ def nats_connect(host, address: str, port: int, user: str | None = None, passwor
     and PING: 'PONG' when let in. Returns the lines joined by ' | '."""
     credentials = ""
     if user:
-        credentials = f',"user":"{user}","pass":"%s"'
+        credentials = ',"user":"%s","pass":"%s"'
     connect = "printf 'CONNECT {\"verbose\":false,\"pedantic\":false" + credentials + "}\\r\\nPING\\r\\n'"
     if user:
-        connect += f' "$(cat {shlex.quote(password_file)})"'
+        # the user and the password are printf's arguments, never its format
+        connect += f' {shlex.quote(user)} "$(cat {shlex.quote(password_file)})"'
     script = (
-        f"exec 3<>/dev/tcp/{address}/{port} || exit 1; read -r -t 10 info <&3; echo \"${{info:0:60}}\"; "
+        f"exec 3<>{shlex.quote(f'/dev/tcp/{address}/{int(port)}')} || exit 1; read -r -t 10 info <&3; echo \"${{info:0:60}}\"; "
         "[[ $info == *'\"tls_required\":true'* ]] && echo tls_required; "
         f"{connect} >&3; read -r -t 10 reply <&3; echo \"${{reply%$'\\r'}}\""
     )

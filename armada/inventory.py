@@ -35,7 +35,33 @@ def load_inventory(path: str) -> Inventory:
         raise FileNotFoundError(f"inventory {path!r} not found")
     # pyinfra executes inventory and group_data files inside a state context
     with ctx_state.use(State(check_for_changes=False)):
-        return make_inventory(path, cwd=os.getcwd())
+        try:
+            return make_inventory(path, cwd=os.getcwd())
+        except (TypeError, ValueError):
+            # pyinfra's own error names no host: name the one whose data is not a mapping
+            problem = _data_not_a_mapping(path) if os.path.isfile(path) else None
+            if problem:
+                raise problem from None
+            raise
+
+
+def _data_not_a_mapping(path: str) -> DataError | None:
+    """The first host (or group) of an inventory file whose data is not a dict."""
+    from pyinfra_cli.inventory import _get_groups_from_filename
+
+    try:
+        groups = _get_groups_from_filename(path)
+    except Exception:
+        return None
+    for group, members in groups.items():
+        if isinstance(members, tuple) and len(members) == 2:
+            members, data = members
+            if not isinstance(data, dict):
+                return DataError(f"group {group}", "(group data)", data, "must map key names to values (a dict)")
+        for member in members if isinstance(members, (list, tuple)) else ():
+            if isinstance(member, tuple) and len(member) == 2 and not isinstance(member[1], dict):
+                return DataError(str(member[0]), "(host data)", member[1], "must map key names to values (a dict)")
+    return None
 
 
 class DataFileError(ValueError):

@@ -71,6 +71,8 @@ def identity(one: Role) -> int:
 def _role_names(value) -> str | None:
     if not all(isinstance(v, str) for v in value):
         return "must be a list of role names"
+    if len(set(value)) != len(value):
+        return "names a role twice"
     unknown = [v for v in value if v not in listed_names()]
     if unknown:
         return f"unknown role(s) {', '.join(unknown)}; known: {', '.join(listed_names())}"

@@ -14,6 +14,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
+from armada.keys import systemd_env_value
 from armada.facts.services import ChangedSinceStart
 
 
@@ -21,6 +22,11 @@ def template_path(role_file: str) -> Callable[[str], str]:
     """``tpl = template_path(__file__)``; ``tpl("unit.j2")`` -> the role's templates/unit.j2."""
     folder = os.path.join(os.path.dirname(os.path.abspath(role_file)), "templates")
     return lambda name: os.path.join(folder, name)
+
+
+def env_file_values(env: Mapping[str, str]) -> dict[str, str]:
+    """An env file's values as its lines hold them (systemd's quoting; never a line break)."""
+    return {name: systemd_env_value(value) for name, value in env.items()}
 
 
 def run_quiet(host, command: str, with_stderr: bool = True) -> tuple[bool, str]:

@@ -16,10 +16,18 @@ from typing import Any
 
 from armada import registry
 from armada.errors import DataError
-from armada.keys import CERTIFICATE, PRIVATE_KEY, SECRET, Key
+from armada.keys import CERTIFICATE, PRIVATE_KEY, SECRET, Key, port
 
 # Keys that belong to pyinfra itself (connectors, global operation arguments).
 PYINFRA_KEY_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "chroot_", "local_", "terraform_", "_")
+# pyinfra's own keys armada checks too (its connectors fail late, or not at all, on these)
+PYINFRA_KEYS = {
+    key.name: key for key in (
+        Key("ssh_port", int, 22, "SSH port of the host", check=port),
+        Key("ssh_hostname", str, None, "Address pyinfra connects to", nullable=True),
+        Key("ssh_user", str, None, "SSH user", nullable=True),
+    )
+}
 
 
 def all_keys() -> dict[str, Key]:
@@ -93,6 +101,10 @@ def validate_host_data(host: str, data: Mapping[str, Any], complete: bool = True
     for name, value in data.items():
         if name in keys:
             error = keys[name].validate(host, value)
+            if error:
+                errors.append(error)
+        elif name in PYINFRA_KEYS:
+            error = PYINFRA_KEYS[name].validate(host, value)
             if error:
                 errors.append(error)
         elif not _is_pyinfra_key(name):

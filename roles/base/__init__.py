@@ -15,7 +15,7 @@ from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
 from armada.facts.system import DpkgInterrupted
-from armada.keys import PRIVATE_KEY, SECRET
+from armada.keys import PRIVATE_KEY, SECRET, has_credentials, systemd_env_value
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import template_path
@@ -48,8 +48,10 @@ def apply(run: RoleRun):
     files.put(name="apt lock wait", src=StringIO(f'DPkg::Lock::Timeout "{data["armada_apt_lock_timeout"]}";\n'),
               dest="/etc/apt/apt.conf.d/80armada-lock", mode="644")
     apt_proxy = "/etc/apt/apt.conf.d/80armada-proxy"
+    # a proxy URL with a password: its files are root's alone (systemd reads EnvironmentFile= as root)
+    mode = "600" if has_credentials(proxy) else "644"
     if proxy:
-        files.template(name="apt egress proxy", src=tpl("apt-proxy.conf.j2"), dest=apt_proxy, mode="644", proxy=proxy)
+        files.template(name="apt egress proxy", src=tpl("apt-proxy.conf.j2"), dest=apt_proxy, mode=mode, proxy=proxy)
     else:
         files.file(name="no apt proxy", path=apt_proxy, present=False)
 
@@ -62,15 +64,15 @@ def apply(run: RoleRun):
     if certs:
         server.shell(name="update-ca-certificates", commands=["update-ca-certificates"], _if=any_changed(*certs))
 
-    files.template(name="pip egress and CA", src=tpl("pip.conf.j2"), dest="/etc/pip.conf", mode="644", proxy=proxy)
+    files.template(name="pip egress and CA", src=tpl("pip.conf.j2"), dest="/etc/pip.conf", mode=mode, proxy=proxy)
     files.directory(name="config dir", path=data["armada_config_dir"], mode="755")
     files.template(
         name="service egress env",
         src=tpl("egress.env.j2"),
         dest=f"{data['armada_config_dir']}/egress.env",
-        mode="644",
-        proxy=proxy,
-        no_proxy=data["armada_no_proxy"],
+        mode=mode,
+        proxy=systemd_env_value(proxy or ""),
+        no_proxy=systemd_env_value(data["armada_no_proxy"]),
     )
 
     # a dpkg stopped midway (a host that lost power during an apt run) blocks

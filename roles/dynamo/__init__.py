@@ -30,7 +30,7 @@ from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
-from armada.role_support import managed_service, template_path
+from armada.role_support import env_file_values, managed_service, template_path
 from armada.serving import (
     DYNAMO_VLLM,
     FRONTEND,
@@ -84,7 +84,7 @@ def apply(run: RoleRun):
 
     written = [files.template(name="Dynamo env (of this install)", src=tpl("dynamo.env.j2"),
                               dest=f"{install}/armada-dynamo.env", mode="644",
-                              env=common_env(profile, data, run.control_plane, run.cp_data))]
+                              env=env_file_values(common_env(profile, data, run.control_plane, run.cp_data)))]
     written.append(files.template(
         name="Dynamo launcher (of this install)", src=tpl("armada-dynamo.j2"), dest=f"{install}/armada-dynamo",
         mode="755", python=f"{install}/bin/python", nats_password_file=data["nats_password_file"],
@@ -97,7 +97,7 @@ def apply(run: RoleRun):
         prefix = f"{install}/armada-dynamo-worker-{worker.name}"
         per_worker.append([
             files.template(name=f"Dynamo worker {worker.name} env (of this install)", src=tpl("dynamo.env.j2"),
-                           dest=f"{prefix}.env", mode="644", env=worker.env),
+                           dest=f"{prefix}.env", mode="644", env=env_file_values(worker.env)),
             files.put(name=f"Dynamo worker {worker.name} command (of this install)", src=_args_file(worker.args),
                       dest=f"{prefix}.args", mode="644"),
         ])
@@ -161,6 +161,13 @@ def checks(host: str, data):
                                                               or data["dynamo_decode_workers"]):
         yield DataError(host, "dynamo_prefill_workers", 0, "no worker on this host: dynamo_prefill_workers and "
                         "dynamo_decode_workers are both 0")
+    if data["dynamo_worker_mode"] == "disaggregated":
+        # worker i's NIXL side channel listens on base + i
+        count = data["dynamo_prefill_workers"] + data["dynamo_decode_workers"]
+        last = data["dynamo_nixl_base_port"] + count - 1
+        if last > 65535:
+            yield DataError(host, "dynamo_nixl_base_port", data["dynamo_nixl_base_port"], f"its {count} workers' "
+                            f"NIXL ports run to {last}: base + workers - 1 must be at most 65535")
     local = not data["armada_control_plane"]
     for key, needed in dynamo_needs(data):
         if local and needed not in roles:

@@ -4,7 +4,7 @@ chosen per host or group with ``armada_serving: dynamo``."""
 
 import re
 
-from armada.keys import Key, at_least, port, version
+from armada.keys import Key, at_least, host_address, list_of, package_name, port, version
 from armada.serving import DYNAMO_VLLM  # what each release pins (shared with the vllm role)
 
 # ai-dynamo's requirements armada leaves out, with why:
@@ -21,9 +21,10 @@ KEYS = (
         + ", ".join(f"{d} -> vllm {v}" for d, v in DYNAMO_VLLM.items()) + ")", check=version),
     Key("dynamo_exclude_deps", list, list(DYNAMO_EXCLUDED_DEPS), "ai-dynamo requirements NOT installed "
         "(default: aisimulate, a planner-only stub that downloads from outside PyPI)",
-        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
+        check=list_of(package_name, "a list of package names")),
     Key("dynamo_frontend_host", str, "127.0.0.1", "Address Dynamo's OpenAI-compatible frontend binds: loopback "
-        "by default (see armada_insecure_open_endpoints)"),
+        "by default; Dynamo 1.6 has no API key, so beyond loopback only with armada_insecure_open_endpoints",
+        check=host_address),
     Key("dynamo_frontend_port", int, 8080, "Port of Dynamo's frontend", check=port),
     Key("dynamo_worker_mode", str, "aggregated", "'aggregated' (workers prefill and decode) or 'disaggregated' "
         "(prefill workers hand the KV cache to decode workers through NIXL)", choices=("aggregated", "disaggregated")),
@@ -45,7 +46,7 @@ KEYS = (
     Key("dynamo_nixl_host", str, "", "Disaggregated mode: this host's address its NIXL side channel binds and "
         "gives the workers of other hosts (VLLM_NIXL_SIDE_CHANNEL_HOST); empty: localhost, enough only when a "
         "namespace's prefill and decode workers share one host",
-        check=lambda v: None if re.fullmatch(r"[A-Za-z0-9.:-]*", v) else "an IP address or host name"),
+        check=lambda v: host_address(v) if v else None),
     Key("dynamo_ready_timeout", int, 120, "Seconds a worker waits at start for nats and etcd to answer before "
         "it fails (systemd then restarts it)", check=at_least(1)),
 )

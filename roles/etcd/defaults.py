@@ -1,13 +1,25 @@
 """Data keys of the etcd role."""
 
-from armada.keys import SECRET, Key, absolute_path, identifier, port, secret_path, tls_keys
+from armada.keys import (
+    SECRET,
+    Key,
+    absolute_path,
+    group_name,
+    host_address,
+    identifier,
+    name,
+    port,
+    secret_path,
+    tls_keys,
+)
 
 # the keys NVIDIA Dynamo 1.6 reads and writes in etcd (v1/instances/, v1/mdc/,
 # v1/event_channels/, v1/event_sources/): all the clients' user may touch
 CLIENT_PREFIX = "v1/"
 
 KEYS = (
-    Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
+    Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one",
+        check=host_address),
     Key("etcd_client_port", int, 2379, "Client port", check=port),
     Key("etcd_peer_port", int, 2380, "Peer port (cluster members)", check=port),
     Key("etcd_data_dir", str, "/var/lib/armada/etcd", "Data dir on persistent disk", check=absolute_path),
@@ -25,6 +37,6 @@ KEYS = (
               "use https; it must name 127.0.0.1 and the address clients connect to",
               "(set it on the etcd host and on every host using it)"),
     Key("etcd_cluster_group", str, None, "Inventory group whose hosts form one etcd cluster; default: a single "
-        "member per host", nullable=True),
-    Key("etcd_cluster_token", str, "armada-etcd", "initial-cluster-token of a new cluster"),
+        "member per host", nullable=True, check=group_name),
+    Key("etcd_cluster_token", str, "armada-etcd", "initial-cluster-token of a new cluster", check=name),
 )

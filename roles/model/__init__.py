@@ -6,6 +6,7 @@ huggingface_hub (skipped once its config.json is there). The cache is never
 deleted by armada.
 """
 
+import inspect
 import os
 import shlex
 
@@ -14,6 +15,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Directory, File
 from pyinfra.operations import files, server
 
+from armada import envfile
 from armada.errors import DataError
 from armada.facts.disk import FreeSpace
 from armada.parsers.disk import disk_problem
@@ -65,20 +67,26 @@ def apply(run: RoleRun):
         return
     files.directory(name=f"model dir {model_name(data)}", path=target, user=user, group=user, mode="755")
     python = f"{data['armada_root']}/vllm/current/bin/python"
-    fetch = (
-        "from huggingface_hub import snapshot_download; "
-        f"snapshot_download(repo_id={data['model_id']!r}, local_dir={target!r})"
-    )
     server.shell(
         name=f"pull {data['model_id']} from the hub",
-        commands=[
-            f"set -a; . {data['armada_config_dir']}/egress.env; set +a; "
-            # a gated model's token, read from its file on the host: never on a command line
-            + (f"HF_TOKEN=$(cat {shlex.quote(data['model_hub_token_file'])}); export HF_TOKEN; "
-               if data["model_hub_token_file"] else "")
-            + 
-            f"{python} -c {shlex.quote(fetch)} && chown -R {user}:{user} {shlex.quote(target)}"
-        ],
+        commands=[f"{shlex.quote(python)} -c {shlex.quote(pull_script(data, target))} "
+                  f"&& chown -R {user}:{user} {shlex.quote(target)}"],
+    )
+
+
+def pull_script(data, target: str) -> str:
+    """The Python the host runs to pull a hub model: egress.env read as data
+    (never sourced by a shell), a gated model's token read from its file
+    (never on a command line), values as Python literals."""
+    return (
+        inspect.getsource(envfile.parse) + "\n"
+        "import os\n"
+        f"with open({data['armada_config_dir'] + '/egress.env'!r}) as handle:\n"
+        "    os.environ.update(parse(handle.read()))\n"
+        + (f"with open({data['model_hub_token_file']!r}) as handle:\n"
+           "    os.environ['HF_TOKEN'] = handle.read().strip()\n" if data["model_hub_token_file"] else "")
+        + "from huggingface_hub import snapshot_download\n"
+        f"snapshot_download(repo_id={data['model_id']!r}, local_dir={target!r})\n"
     )
 
 

@@ -2,10 +2,12 @@
 
 import os
 
-from armada.keys import SECRET, Key, absolute_path, at_least, secret_path
+from armada.keys import SECRET, Key, absolute_path, at_least, local_path, model_id, name, secret_path
 
 
 def _local_folder(value: str) -> str | None:
+    if local_path(value):
+        return local_path(value)
     if not os.path.isdir(os.path.expanduser(value)):
         return "no such folder on the control machine"
     if not os.path.isfile(os.path.join(os.path.expanduser(value), "config.json")):
@@ -20,9 +22,9 @@ KEYS = (
     Key("model_path", str, None, "Model folder on the control machine, synced to each host", nullable=True,
         check=_local_folder),
     Key("model_id", str, None, "Hugging Face hub id pulled into model_cache_dir on the host", nullable=True,
-        check=lambda v: None if v.count("/") == 1 and " " not in v else "must look like 'org/name'"),
-    Key("model_name", str, None, "Name the server answers to (--served-model-name); default: the folder or hub id",
-        nullable=True),
+        check=model_id),
+    Key("model_name", str, None, "Name the server answers to (--served-model-name) and its folder in "
+        "model_cache_dir; default: the folder or hub id", nullable=True, check=name),
     Key("model_size_gib", float, None, "Weights size, when known ahead; model_path folders are measured instead",
         nullable=True, check=at_least(0)),
     Key("model_cache_dir", str, "/var/lib/armada/models", "Where models live on the host; kept across reruns "

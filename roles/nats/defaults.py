@@ -2,7 +2,7 @@
 
 import re
 
-from armada.keys import SECRET, Key, absolute_path, port, secret_path, tls_keys, url
+from armada.keys import SECRET, Key, absolute_path, host_address, name, port, secret_path, tls_keys, url
 
 
 def _sha256(value):
@@ -15,10 +15,12 @@ KEYS = (
     Key("nats_release_url", str, None, "URL of a nats-server release .tar.gz for this host's architecture",
         nullable=True, check=url),
     Key("nats_release_sha256", str, None, "sha256 of nats_release_url", nullable=True, check=_sha256),
-    Key("nats_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one"),
+    Key("nats_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one",
+        check=host_address),
     Key("nats_port", int, 4222, "Client port", check=port),
     Key("nats_monitor_port", int, 8222, "HTTP monitoring port (/healthz, /jsz), bound to loopback", check=port),
-    Key("nats_user", str, "armada", "Client user name when nats_password_file is set"),
+    Key("nats_user", str, "armada", "Client user name when nats_password_file is set",
+        check=name),
     Key("nats_password_file", str, None, "File ON THE HOST holding the nats client password (set it on the nats "
         "host and on every host using it): clients must then authenticate as nats_user; armada makes it 0600, "
         "owned by the service user; read by nats-server at start, never in a config, a command line or a log",

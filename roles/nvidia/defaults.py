@@ -6,7 +6,7 @@ from armada.keys import Key, url
 
 
 def _branch(value):
-    return None if value.isdigit() and 400 <= int(value) < 2000 else "must be a driver branch such as '580'"
+    return None if re.fullmatch(r"[0-9]{3,4}", value) and 400 <= int(value) < 2000 else "must be a driver branch such as '580'"
 
 
 def _toolkit(value):

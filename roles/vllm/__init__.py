@@ -22,11 +22,14 @@ from io import StringIO
 from packaging.requirements import Requirement
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.command import QuoteString, StringCommand
+from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import files, pip, python, server
 
 from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
 from armada.errors import DataError
 from armada.facts.torch import VenvDistributions, VenvTorch
+from armada.keys import mask_url
 from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.paths import shared
 from armada.profile import Profile
@@ -61,13 +64,20 @@ def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
     return f"torch guard: ok, torch {build.version} cuda={build.cuda} gpus={build.device_count}"
 
 
-def _pip_source_args(profile: Profile, find_links: str | None, for_torch: bool) -> list[str]:
+def _pip_source_args(profile: Profile, find_links: str | None, for_torch: bool) -> list[QuoteString]:
+    """pip's source options, each one shell-quoted argument of a StringCommand; an index URL's
+    password is printed masked (pyinfra prints commands) and sent as it is."""
     args = []
     if for_torch and profile.torch_index_url:
-        args.append(f"--index-url={profile.torch_index_url}")
+        args.append(url_arg("--index-url=", profile.torch_index_url))
     if find_links:
-        args.append(f"--find-links={find_links}")
+        args.append(url_arg("--find-links=", find_links))
     return args
+
+
+def url_arg(option: str, value: str) -> QuoteString:
+    """``option`` + ``value`` as one quoted argument, printed with the URL's password masked."""
+    return QuoteString(HiddenValue(option + value, masked_value=option + mask_url(value)))
 
 
 @deploy("armada vllm")
@@ -98,11 +108,11 @@ def apply(run: RoleRun):
     torch_build = host.get_fact(VenvTorch, venv=venv)
     packages = host.get_fact(VenvDistributions, venv=venv) if torch_build else {}
     if torch_build is None:
-        torch_args = " ".join(_pip_source_args(profile, find_links, for_torch=True))
+        torch_args = _pip_source_args(profile, find_links, for_torch=True)
         server.shell(
-            name=f"torch {profile.torch_spec} from {profile.torch_index_url or 'PyPI'}",
+            name=f"torch {profile.torch_spec} from {mask_url(profile.torch_index_url or 'PyPI')}",
             commands=[
-                f"{pip_bin} install {torch_args} {shlex.quote(profile.torch_spec)}",
+                StringCommand(pip_bin, "install", *torch_args, shlex.quote(profile.torch_spec)),
                 # the pin is the exact build installed (with its +cpu/+cu local label)
                 f"{python_bin} -c 'import torch; print(\"torch==\" + torch.__version__)' > {constraints}",
             ],
@@ -114,15 +124,15 @@ def apply(run: RoleRun):
         files.put(name="torch pin", src=StringIO(f"torch=={torch_build.version}\n"), dest=constraints, mode="644")
 
     exclude = ",".join(data["vllm_exclude_deps"])
-    sources = " ".join(_pip_source_args(profile, find_links, for_torch=False))
+    sources = _pip_source_args(profile, find_links, for_torch=False)
     installed = False
     companions = [spec for spec in companion_packages(data) if needs_install(spec, packages)]
     if companions:
         # torchvision built for the venv's torch: from the torch index, under the torch pin
-        torch_sources = " ".join(_pip_source_args(profile, find_links, for_torch=True))
-        server.shell(name=f"{', '.join(companions)} from {profile.torch_index_url or 'PyPI'}",
-                     commands=[f"{python_bin} -m pip install --constraint={constraints} {torch_sources} "
-                               + " ".join(shlex.quote(c) for c in companions)])
+        torch_sources = _pip_source_args(profile, find_links, for_torch=True)
+        server.shell(name=f"{', '.join(companions)} from {mask_url(profile.torch_index_url or 'PyPI')}",
+                     commands=[StringCommand(python_bin, "-m pip install", f"--constraint={constraints}",
+                                             *torch_sources, *(shlex.quote(c) for c in companions))])
         installed = True
     if needs_install(profile.vllm_spec, packages):
         if profile.vllm_strategy == "source":
@@ -140,8 +150,8 @@ def apply(run: RoleRun):
     extra = [spec for spec in [*dynamo_extras(data), *data["vllm_extra_requirements"]] if needs_install(spec, packages)]
     if extra:
         server.shell(name=f"extra requirements {', '.join(extra)}",
-                     commands=[f"{python_bin} -m pip install --constraint={constraints} {sources} "
-                               + " ".join(shlex.quote(e) for e in extra)])
+                     commands=[StringCommand(python_bin, "-m pip install", f"--constraint={constraints}", *sources,
+                                             *(shlex.quote(e) for e in extra))])
         installed = True
     if installed:
         python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
@@ -156,11 +166,12 @@ def companion_packages(data: dict) -> list[str]:
     return []
 
 
-def _install_command(python_bin: str, installer: str, constraints: str, sources: str, exclude: str, spec: str) -> str:
+def _install_command(python_bin: str, installer: str, constraints: str, sources: list, exclude: str,
+                     spec: str) -> StringCommand:
     if exclude:
-        return (f"{python_bin} {installer} --exclude={shlex.quote(exclude)} --constraint={constraints} "
-                f"{sources} {shlex.quote(spec)}")
-    return f"{python_bin} -m pip install --constraint={constraints} {sources} {shlex.quote(spec)}"
+        return StringCommand(python_bin, installer, f"--exclude={shlex.quote(exclude)}", f"--constraint={constraints}",
+                             *sources, shlex.quote(spec))
+    return StringCommand(python_bin, "-m pip install", f"--constraint={constraints}", *sources, shlex.quote(spec))
 
 
 def _install_built_wheel(run: RoleRun, venv: str, installer: str, constraints: str, find_links: str | None,
@@ -174,17 +185,17 @@ def _install_built_wheel(run: RoleRun, venv: str, installer: str, constraints: s
         # PyTorch's CPU index holds torch, not cmake or ninja: requirements from the usual index
         requirement_args = _pip_source_args(profile, find_links, for_torch=False)
         if profile.torch_index_url:
-            requirement_args.append(f"--extra-index-url={profile.torch_index_url}")
+            requirement_args.append(url_arg("--extra-index-url=", profile.torch_index_url))
         build.build_operations(host, profile, data, key, _pip_source_args(profile, find_links, for_torch=True),
                                requirement_args)
     remote_dir = f"{data['armada_root']}/wheelhouse/builds/{key}"
-    sources = " ".join([f"--find-links={remote_dir}", *_pip_source_args(profile, find_links, for_torch=False)])
+    sources = [url_arg("--find-links=", remote_dir), *_pip_source_args(profile, find_links, for_torch=False)]
     python.call(
         name=f"vLLM {profile.vllm_spec} built once per fleet ({builder or 'already in the wheelhouse'})",
         function=build.install_from_wheelhouse, host=host, key=key, spec=profile.vllm_spec,
         local_dir=build.key_dir(data, key), builder=builder, remote_dir=remote_dir,
         install_command=_install_command(f"{venv}/bin/python", installer, constraints, sources, exclude,
-                                         profile.vllm_spec),
+                                         profile.vllm_spec).get_raw_value(),
     )
 
 

@@ -36,10 +36,12 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
+from pyinfra.api.command import StringCommand
 from pyinfra.operations import files, pip, python, server
 
 from armada.facts.host import HostSnapshot
 from armada.facts.torch import VenvDistributions
+from armada.keys import mask_url
 from armada.profile import Profile
 from armada.role_support import run_quiet
 from armada.serving import needs_install, venv_path
@@ -184,7 +186,7 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
     python.call(name="builder's compiler", function=check_compiler, host=host, minimum=data["vllm_build_min_gcc"])
     # pyinfra's git.repo clones with --branch, which takes no commit ids: fetch the exact ref
     server.shell(
-        name=f"source {profile.vllm_git_commit} of {profile.vllm_git_url}",
+        name=f"source {profile.vllm_git_commit} of {mask_url(profile.vllm_git_url)}",
         commands=[
             f"git init -q {src}",
             f"git -C {src} remote remove origin 2>/dev/null; git -C {src} remote add origin {shlex.quote(profile.vllm_git_url)}",
@@ -197,15 +199,17 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
     pin = f"{work}/torch-constraints.txt"
     requirements = f"{src}/{data['vllm_build_requirements']}"
     server.shell(
-        name=f"build requirements, torch {profile.torch_spec} from {profile.torch_index_url or 'PyPI'}",
+        name=f"build requirements, torch {profile.torch_spec} from {mask_url(profile.torch_index_url or 'PyPI')}",
         commands=[
-            f"{python_bin} -m pip install {' '.join(torch_args)} {shlex.quote(profile.torch_spec)}",
+            StringCommand(python_bin, "-m pip install", *torch_args, shlex.quote(profile.torch_spec)),
             f"{python_bin} -c 'import torch; print(\"torch==\" + torch.__version__)' > {pin}",
             # the build requirements, never replacing the torch just installed
-            f"test -f {requirements} || {{ echo 'vllm_build_requirements: {data['vllm_build_requirements']} is not "
-            f"in {profile.vllm_git_url} at {profile.vllm_git_commit}' >&2; exit 1; }}",
-            f"sed -E '/^torch([=<>~! ]|$)/d' {requirements} > {work}/build-requirements.txt",
-            f"{python_bin} -m pip install --constraint={pin} {' '.join(requirement_args)} -r {work}/build-requirements.txt",
+            f"test -f {shlex.quote(requirements)} || {{ echo "
+            + shlex.quote(f"vllm_build_requirements: {data['vllm_build_requirements']} is not in "
+                          f"{mask_url(profile.vllm_git_url)} at {profile.vllm_git_commit}") + " >&2; exit 1; }",
+            f"sed -E '/^torch([=<>~! ]|$)/d' {shlex.quote(requirements)} > {work}/build-requirements.txt",
+            StringCommand(python_bin, "-m pip install", f"--constraint={pin}", *requirement_args,
+                          f"-r {work}/build-requirements.txt"),
         ],
     )
     env = {"VLLM_TARGET_DEVICE": profile.vllm_target_device,
@@ -213,7 +217,7 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
                                       facts.memory.total_bytes if facts.memory else None, data["vllm_build_jobs"])),
            **data["vllm_build_env"]}
     server.shell(
-        name=f"build the wheel ({' '.join(f'{k}={v}' for k, v in sorted(env.items()))})",
+        name=mask_url(f"build the wheel ({' '.join(f'{k}={v}' for k, v in sorted(env.items()))})"),
         commands=[
             f"rm -rf {dist}",
             f"cd {src} && {python_bin} -m pip wheel --no-build-isolation --no-deps --wheel-dir={dist} .",

@@ -4,7 +4,28 @@
 (:func:`armada.profile.build_profile`) says what it chose and why.
 """
 
-from armada.keys import SECRET, Key, at_least, fraction, port, requirement, secret_path, url, url_or_dir, version
+import re
+
+from armada.keys import (
+    SECRET,
+    Key,
+    at_least,
+    env_map,
+    fraction,
+    git_ref,
+    git_url,
+    host_address,
+    list_of,
+    package_name,
+    port,
+    relative_path,
+    requirement,
+    secret_path,
+    strings,
+    url,
+    url_or_dir,
+    version,
+)
 
 KEYS = (
     Key("vllm_accelerator", str, "auto", "Serve on 'cuda' or 'cpu'; 'auto' picks cuda when the host has NVIDIA GPUs",
@@ -21,16 +42,16 @@ KEYS = (
         "Folder on the control machine or URL holding wheels (vLLM, torch) for air-gapped or pinned installs; "
         "the 'source' strategy publishes its builds to <folder>/builds/<key>/ (default ~/.cache/armada/wheelhouse)",
         nullable=True, check=url_or_dir),
-    Key("vllm_git_url", str, "https://github.com/vllm-project/vllm.git", "Repository the 'source' strategy builds"),
+    Key("vllm_git_url", str, "https://github.com/vllm-project/vllm.git", "Repository the 'source' strategy builds",
+        check=git_url),
     Key("vllm_git_commit", str, None, "Commit or tag the 'source' strategy builds; default 'v<vllm_version>'",
-        nullable=True),
+        nullable=True, check=git_ref),
     Key("vllm_build_requirements", str, "requirements/build/cpu.txt",
         "'source': the build requirements file inside the repository (its torch line is replaced by the "
-        "profile's torch)"),
+        "profile's torch)", check=relative_path),
     Key("vllm_build_env", dict, {}, "'source': extra build environment over VLLM_TARGET_DEVICE and MAX_JOBS "
         "(e.g. FETCHCONTENT_SOURCE_DIR_ONEDNN, ACL_ROOT_DIR for an offline oneDNN / Arm Compute Library)",
-        check=lambda v: None if all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
-        else "must map names to strings"),
+        check=env_map),
     Key("vllm_build_jobs", int, None, "'source': parallel compile jobs (MAX_JOBS); default min(cores, GiB / 2)",
         nullable=True, check=at_least(1)),
     Key("vllm_build_min_gcc", str, "12.3", "'source': the least g++ the builder must have (vLLM's CPU build "
@@ -41,7 +62,7 @@ KEYS = (
         "torch version)", nullable=True, check=url),
     Key("torch_cuda_variant", str, "cu128",
         "CUDA flavour of PyTorch's own index, used on aarch64 GPU hosts pinned to torch < 2.11 "
-        "(cu128 is the first with Blackwell support)", check=lambda v: None if v.startswith("cu") else "must look like 'cu128'"),
+        "(cu128 is the first with Blackwell support)", check=lambda v: None if re.fullmatch(r"cu[0-9]{2,4}", v) else "must look like 'cu128' (cu and digits)"),
     Key("vllm_tensor_parallel_size", int, None,
         "Tensor-parallel ranks; default: GPUs on the host, or NUMA nodes with CPUs on CPU hosts",
         nullable=True, check=at_least(1)),
@@ -55,18 +76,18 @@ KEYS = (
     Key("vllm_max_model_len", int, None, "--max-model-len; default: the model's own", nullable=True, check=at_least(16)),
     Key("vllm_exclude_deps", list, [], "Requirements of the vLLM package NOT to install (e.g. torchvision, "
         "torchaudio, torchcodec for text-only CPU serving, where PyPI's builds do not match a +cpu torch)",
-        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of package names"),
+        check=list_of(package_name, "a list of package names")),
     Key("vllm_extra_requirements", list, [], "Extra requirements installed into the serving venv after vLLM, "
         "under the torch pin and from the same sources (plugins; the lab's torchvision adaptation)",
-        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of requirements"),
-    Key("vllm_extra_args", list, [], "Extra command-line arguments for the vLLM server",
-        check=lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of strings"),
+        check=list_of(requirement, "a list of requirements")),
+    Key("vllm_extra_args", list, [], "Extra command-line arguments for the vLLM server (each one argument, "
+        "shell-quoted in its launcher; no line breaks)", check=strings),
     Key("vllm_keep_installs", int, 3, "vLLM installs kept on a host (the serving and the previous one always are); "
         "older ones are pruned", check=at_least(2)),
     Key("vllm_api_key_file", str, None, "File ON THE HOST holding the API key clients must send (Bearer); "
         "given to vLLM through systemd's LoadCredential as VLLM_API_KEY, never on a command line; "
         "requests without it get 401", nullable=True, check=secret_path, holds=SECRET),
     Key("vllm_host", str, "127.0.0.1", "Address the OpenAI-compatible server binds: loopback by default; beyond "
-        "it (0.0.0.0, an interface's address) needs vllm_api_key_file"),
+        "it (0.0.0.0, an interface's address) needs vllm_api_key_file", check=host_address),
     Key("vllm_port", int, 8000, "Port of the OpenAI-compatible server", check=port),
 )

@@ -14,7 +14,7 @@ from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Role, RoleRun
-from armada.role_support import managed_service, open_endpoint, template_path
+from armada.role_support import env_file_values, managed_service, open_endpoint, template_path
 from armada.serving import (
     FRONTEND,
     VLLM_UNIT,
@@ -72,7 +72,7 @@ def apply(run: RoleRun):
         src=tpl("vllm.env.j2"),
         dest=f"{install}/armada-vllm.env",
         mode="644",
-        env=service_env(profile, data, run.control_plane, run.cp_data),
+        env=env_file_values(service_env(profile, data, run.control_plane, run.cp_data)),
     )
     exec_line = " ".join(
         shlex.quote(a) for a in [f"{install}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
