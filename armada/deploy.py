@@ -20,7 +20,7 @@ from armada.facts.host import HostSnapshot
 from armada.facts.secrets import PemFile, SecretFile
 from armada.facts.urls import UrlStatus
 from armada.inventory import host_data, validate_inventory
-from armada.keys import mask_url
+from armada.keys import file_reader, mask_url
 from armada.profile import Profile, build_profile
 from armada.role import RoleRun
 from armada.role_support import control_plane_host
@@ -109,14 +109,15 @@ def check_secrets(host, data: dict) -> None:
     exists on the host and holds one usable secret; every TLS file holds a
     PEM block of its kind."""
     errors = []
+    keys = all_keys()
     for key in secret_file_keys():
         if data[key]:
-            problem = host.get_fact(SecretFile, path=data[key], service_user=data["armada_user"])
+            problem = host.get_fact(SecretFile, path=data[key], service_user=file_reader(keys[key], keys, data))
             if problem:
                 errors.append(DataError(host.name, key, data[key], problem))
     for key, kind in tls_file_keys().items():
         if data[key]:
-            problem = host.get_fact(PemFile, path=data[key], kind=kind, service_user=data["armada_user"])
+            problem = host.get_fact(PemFile, path=data[key], kind=kind, service_user=file_reader(keys[key], keys, data))
             if problem:
                 errors.append(DataError(host.name, key, data[key], problem))
     stop_on(errors, "unusable secret file(s)")

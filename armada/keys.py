@@ -38,8 +38,15 @@ class Key:
     # returns an error message for a bad value, None when fine
     check: Callable[[Any], str | None] | None = None
     # a FILE ON THE HOST: SECRET, CERTIFICATE or PRIVATE_KEY (checked before any
-    # change, handed to the service user by the base role); None for a value
+    # change, handed to its owner by the base role: file_owner); None for a value
     holds: str | None = None
+    # a service user's name: the role whose services run as it (the base role
+    # creates it on hosts running that role); None for other keys
+    user_of: str | None = None
+    # a secret or key file that a service reads itself: the key naming its user
+    # (that user owns it where its role runs; elsewhere root does, and services
+    # get it through systemd's LoadCredential)
+    reader: str | None = None
 
     def type_name(self) -> str:
         types = self.types if isinstance(self.types, tuple) else (self.types,)
@@ -324,15 +331,35 @@ def secret_path(value: str) -> str | None:
     return None if re.fullmatch(r"[A-Za-z0-9._/@+-]+", value) else "may hold only letters, digits and . _ / @ + -"
 
 
+def file_owner(key: Key, keys: dict[str, Key], data: dict[str, Any]) -> str:
+    """Who owns the file that ``key`` names on a host with ``data``: the user of
+    the service that reads it itself when that service runs there, else root
+    (least privilege: no other service user can read it)."""
+    reader = keys.get(key.reader) if key.reader else None
+    if reader is not None and reader.user_of in data["armada_roles"]:
+        return data[reader.name]
+    return "root"
+
+
+def file_reader(key: Key, keys: dict[str, Key], data: dict[str, Any]) -> str:
+    """The user that must reach the file ``key`` names (every folder above it
+    must let that user through): its owner; for a certificate (0644, read by
+    services directly), the serving user where no service of its own runs."""
+    owner = file_owner(key, keys, data)
+    return data["armada_user"] if owner == "root" and key.holds == CERTIFICATE else owner
+
+
 def tls_keys(service: str, what: str, cert_note: str, ca_note: str) -> tuple["Key", ...]:
     """The three TLS file keys of ``service`` (nats, etcd): certificate, key, CA."""
     return (
         Key(f"{service}_tls_cert_file", str, None, f"PEM certificate FILE ON THE HOST that {what} presents "
-            f"{cert_note}", nullable=True, check=secret_path, holds=CERTIFICATE),
+            f"{cert_note}", nullable=True, check=secret_path, holds=CERTIFICATE, reader=f"{service}_service_user"),
         Key(f"{service}_tls_key_file", str, None, f"PEM private key FILE ON THE HOST of {service}_tls_cert_file; "
-            "armada makes it 0600, owned by the service user", nullable=True, check=secret_path, holds=PRIVATE_KEY),
+            f"armada makes it 0600, owned by {service}_service_user (one key file per service)", nullable=True,
+            check=secret_path, holds=PRIVATE_KEY, reader=f"{service}_service_user"),
         Key(f"{service}_tls_ca_file", str, None, f"PEM CA FILE ON THE HOST that clients check a TLS {service}'s "
-            f"certificate against {ca_note}", nullable=True, check=secret_path, holds=CERTIFICATE),
+            f"certificate against {ca_note}", nullable=True, check=secret_path, holds=CERTIFICATE,
+            reader=f"{service}_service_user"),
     )
 
 

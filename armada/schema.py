@@ -16,7 +16,7 @@ from typing import Any
 
 from armada import registry
 from armada.errors import DataError
-from armada.keys import CERTIFICATE, PRIVATE_KEY, SECRET, Key, port
+from armada.keys import CERTIFICATE, PRIVATE_KEY, SECRET, Key, file_owner, port
 
 # Keys that belong to pyinfra itself (connectors, global operation arguments).
 PYINFRA_KEY_PREFIXES = ("ssh_", "winrm_", "docker_", "dockerssh_", "chroot_", "local_", "terraform_", "_")
@@ -76,6 +76,21 @@ def cross_checks(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
         if one.checks is not None:
             yield from one.checks(host, data)
     yield from _port_clashes(host, data)
+    yield from _shared_private_files(host, data)
+
+
+def _shared_private_files(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:
+    """One secret or key file for two services of different users: armada gives
+    each file to one user (least privilege), so each service needs its own copy."""
+    keys = all_keys()
+    owners: dict[str, tuple[str, str]] = {}
+    for key in keys.values():
+        if key.holds in (SECRET, PRIVATE_KEY) and data.get(key.name):
+            owner = file_owner(key, keys, data)
+            first = owners.setdefault(data[key.name], (key.name, owner))
+            if first[1] != owner:
+                yield DataError(host, key.name, data[key.name], f"is also {first[0]}, a file owned by {first[1]}: "
+                                f"this one is {owner}'s; give each service its own copy of the file")
 
 
 def _port_clashes(host: str, data: Mapping[str, Any]) -> Iterable[DataError]:

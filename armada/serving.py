@@ -25,6 +25,7 @@ from pyinfra.operations import files, systemd
 
 from armada.errors import DataError
 from armada.facts.torch import VllmInstalls
+from armada.hardening import unit_hardening
 from armada.parsers.cpu import format_cpu_list, parse_cpu_list
 from armada.parsers.torch import TorchBuild as TorchBuildInfo
 from armada.profile import Profile
@@ -128,13 +129,31 @@ def previous_link(data: dict) -> str:
     """The install that served before the last flip: what a rollback returns to."""
     return f"{data['armada_root']}/vllm/previous"
 
+def service_home(data: Mapping[str, Any]) -> str:
+    """armada_user's home (vLLM's and Dynamo's working folder and caches): its own folder of the data root."""
+    return f"{data['armada_data_dir']}/home"
+
+
+def hf_home(data: Mapping[str, Any]) -> str:
+    return f"{data['armada_data_dir']}/hf-home"
+
+
+def serving_sandbox(profile: Profile, data: Mapping[str, Any]) -> str:
+    """The sandbox of vLLM's and Dynamo's units: their home and the HF cache
+    writable, nothing else; PyTorch's JIT, /proc and netlink allowed, NVIDIA's
+    devices on GPU hosts (armada.hardening says why)."""
+    return unit_hardening([service_home(data), hf_home(data)], jit=True, full_proc=True, netlink=True,
+                          gpu=profile.accelerator == "cuda")
+
+
 def serving_env(profile: Profile, data: Mapping[str, Any], control_plane, cp_data: Mapping[str, Any],
                 own: dict[str, str]) -> dict[str, str]:
     """What every serving process on a host gets, vLLM's unit and Dynamo's alike
     (pure): the model cache, no usage stats, where the control plane is, then
     the caller's ``own`` keys, then the GPU environment and tcmalloc."""
     env = {
-        "HF_HOME": f"{data['armada_data_dir']}/hf-home",
+        "HOME": service_home(data),
+        "HF_HOME": hf_home(data),
         "HF_HUB_OFFLINE": "1" if data["model_path"] else "0",
         "VLLM_NO_USAGE_STATS": "1",
         # where a Dynamo worker on this host finds the control plane

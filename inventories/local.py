@@ -39,6 +39,11 @@ _DYNAMO = {
     # beside torch+cpu (armada/lab/assets.py says how). A real CPU host takes
     # torchvision+cpu from PyTorch's CPU index instead.
     "vllm_extra_requirements": [_assets.TORCHVISION_OPS],
+    # Dynamo 1.6.1's frontend has no API key (its source has no such option):
+    # it binds loopback unless data opens it on purpose. LAB ONLY: the lab's
+    # tests ask it from the control machine, on the lab's isolated bridge.
+    "dynamo_frontend_host": "0.0.0.0",
+    "armada_insecure_open_endpoints": True,
 } if _os.environ.get("ARMADA_LAB_SERVING") == "dynamo" else {}
 
 # ARMADA_LAB_DYNAMO_SPLIT=1 (with ARMADA_LAB_SERVING=dynamo): one Dynamo
@@ -57,8 +62,8 @@ _SPLIT = {
 # against the lab's CA
 _TLS_CA = {"nats_tls_ca_file": _tls.CA_FILE, "etcd_tls_ca_file": _tls.CA_FILE} \
     if _os.environ.get("ARMADA_LAB_TLS") == "1" else {}
-_TLS_SERVER = {"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.KEY_FILE,
-               "etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.KEY_FILE} if _TLS_CA else {}
+_TLS_SERVER = {"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.NATS_KEY_FILE,
+               "etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.ETCD_KEY_FILE} if _TLS_CA else {}
 
 
 control_plane = (

@@ -181,9 +181,9 @@ def after(planned: Plan) -> dict[type, Any]:
                 files[raw.dest] = hashlib.sha1(data).hexdigest()
             elif m := re_.fullmatch(r"mkdir -p (\S+)", text):
                 dirs.add(m.group(1))
-            elif m := re_.fullmatch(r"chmod (\d+) (\S+)", text):
+            elif m := re_.fullmatch(r"chmod (?:-R )?(\d+) (\S+)", text):
                 attrs.setdefault(m.group(2), {})["mode"] = int(m.group(1))
-            elif m := re_.fullmatch(r"chown (\w+):(\w+) (\S+)", text):
+            elif m := re_.fullmatch(r"chown (?:-R )?([\w-]+):([\w-]+) (\S+)", text):
                 attrs.setdefault(m.group(3), {}).update(user=m.group(1), group=m.group(2))
             elif m := re_.fullmatch(r"ln -s (\S+) (\S+)", text):
                 links[m.group(2)] = m.group(1)

@@ -18,9 +18,18 @@ from armada.inventory import load_inventory, validate_inventory
 from armada.parsers.cpu import parse_cpu_list
 from armada.parsers.host import host_facts_from_outputs
 from armada.schema import validate_host_data, with_defaults
-from armada.serving import dynamo_extras, dynamo_spec, install_id, plan_workers, serving_units, split, worker_parts
+from armada.serving import (
+    dynamo_extras,
+    dynamo_spec,
+    install_id,
+    plan_workers,
+    serving_sandbox,
+    serving_units,
+    split,
+    worker_parts,
+)
 from armada.snapshot import read_snapshot
-from roles.dynamo import common_env, frontend_args
+from roles.dynamo import common_env, credentials, frontend_args
 from roles.vllm import companion_packages
 
 DYNAMO = {"armada_serving": "dynamo", "model_id": "Qwen/Qwen2.5-7B-Instruct", "vllm_version": "0.31.0"}
@@ -135,21 +144,28 @@ def render(template, **values):
 
 
 def test_units_and_launcher():
+    data_ = data(nats_password_file="/s/nats", etcd_client_password_file="/s/etcd-client")
     values = dict(service_user="armada", egress_env="/etc/armada/egress.env", current="/opt/armada/vllm/current",
-                  data_dir="/var/lib/armada", root="/opt/armada")
+                  home="/var/lib/armada/home", root="/opt/armada", credentials=credentials(data_),
+                  hardening=serving_sandbox(profile_of("x86-lab-vm"), data_))
     worker = render("roles/dynamo/templates/armada-dynamo-worker@.service.j2", wait_control_plane=True, **values)
     assert "ExecStartPre=/opt/armada/bin/armada-wait-control-plane" in worker
     assert "EnvironmentFile=/opt/armada/vllm/current/armada-dynamo-worker-%i.env" in worker
     assert "ExecStart=/opt/armada/vllm/current/armada-dynamo dynamo.vllm " \
            "/opt/armada/vllm/current/armada-dynamo-worker-%i.args" in worker
-    assert "User=armada" in worker and "NoNewPrivileges=true" in worker
+    assert "User=armada" in worker and "NoNewPrivileges=true" in worker and "CapabilityBoundingSet=\n" in worker
+    # the secrets: systemd credentials (root reads the 0600 files; the service user cannot)
+    for unit in (worker, render("roles/dynamo/templates/armada-dynamo-frontend.service.j2", wait_control_plane=True,
+                                **values)):
+        assert "LoadCredential=nats-password:/s/nats\nLoadCredential=etcd-password:/s/etcd-client\n" in unit
     frontend = render("roles/dynamo/templates/armada-dynamo-frontend.service.j2", wait_control_plane=True, **values)
     assert "dynamo.frontend /opt/armada/vllm/current/armada-dynamo-frontend.args" in frontend
     # a component that lost its etcd lease exits 0: both come back anyway
     assert "\nRestart=always\n" in worker and "\nRestart=always\n" in frontend
     launcher = render("roles/dynamo/templates/armada-dynamo.j2", python="/v/bin/python",
-                      nats_password_file="/s/nats", etcd_password_file=None)
-    assert "NATS_AUTH_PASSWORD=$(cat /s/nats)" in launcher and "ETCD_AUTH_PASSWORD" not in launcher
+                      credentials={"nats-password": "/s/nats"})
+    assert 'NATS_AUTH_PASSWORD=$(cat "$CREDENTIALS_DIRECTORY/nats-password")' in launcher
+    assert "ETCD_AUTH_PASSWORD" not in launcher and "/s/nats" not in launcher
     subprocess.run(["sh", "-n", "-c", launcher], check=True)
     wait = render("roles/dynamo/templates/armada-wait-control-plane.j2", timeout=120)
     subprocess.run(["bash", "-n", "-c", wait], check=True)
@@ -165,7 +181,7 @@ def test_launcher_passes_the_quoted_arguments_through(tmp_path):
     fake_python.chmod(0o755)
     launcher = tmp_path / "armada-dynamo"
     launcher.write_text(render("roles/dynamo/templates/armada-dynamo.j2", python=str(fake_python),
-                               nats_password_file=None, etcd_password_file=None))
+                               credentials={}))
     launcher.chmod(0o755)
     out = subprocess.run([str(launcher), "dynamo.vllm", str(args_file)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == list(worker.args)

@@ -9,6 +9,8 @@ and vLLM from this machine (to the lab's own addresses only).
 import base64
 import json
 import os
+import re
+import shlex
 import socket
 import urllib.error
 import urllib.request
@@ -17,6 +19,7 @@ import pytest
 
 import checks
 from armada.lab import hosts as lab
+from armada.lab.assets import MODEL_NAME
 from armada.lab.client import completion_tokens
 from armada.lab.scenarios import HEALTH_OP, changed_operations
 from conftest import run_main_deploy
@@ -53,6 +56,8 @@ def test_first_run_ends_with_every_health_check_green(first_run):
 
 
 SECRETS = {name: lab.lab_secret(name) for name in lab.LAB_SECRETS}
+# who owns each lab secret file after the deploy (least privilege); every other one: root
+OWNERS = {(CP.name, "nats-password"): "armada-nats"}
 
 
 def test_secrets_stay_out_of_output_configs_journals_and_argv(first_run, testinfra_host):
@@ -63,13 +68,92 @@ def test_secrets_stay_out_of_output_configs_journals_and_argv(first_run, testinf
         host = testinfra_host(lab_host)
         for name, value in SECRETS.items():
             secret = host.file(lab.host_secret_path(name))
-            # 0600 for the service user alone (the base role's doing; the lab wrote them root-owned)
-            assert (secret.mode, secret.user, secret.group) == (0o600, "armada", "armada"), (lab_host.name, name)
+            # 0600 for the one service that reads it itself (nats' password on armada-cp); root's
+            # everywhere else (systemd hands them to vLLM's and Dynamo's units as credentials)
+            owner = OWNERS.get((lab_host.name, name), "root")
+            assert (secret.mode, secret.user, secret.group) == (0o600, owner, owner), (lab_host.name, name)
             assert value not in host.check_output("journalctl --no-pager -o cat -b"), (lab_host.name, name)
             assert value not in host.check_output("ps -eo args"), (lab_host.name, name)
             assert value not in host.check_output("cat /etc/armada/*.env /etc/armada/*.conf 2>/dev/null || true")
     cp = testinfra_host(CP)
     assert cp.file("/etc/armada/nats.conf").contains("password: \\$ARMADA_NATS_PASSWORD")
+
+
+# -- least privilege and closed by default, seen from the hosts (issue 16) ----
+
+
+def test_each_service_runs_as_its_own_user(first_run):
+    for lab_host, unit, user in ((CP, "armada-nats", "armada-nats"), (CP, "armada-etcd", "armada-etcd"),
+                                 (SERVE, "armada-vllm", "armada"), (SERVE2, "armada-vllm", "armada")):
+        status, out, _ = lab.ssh_exec(lab_host, f"ps -o user= -p $(systemctl show -p MainPID --value {unit})")
+        assert status == 0 and out.strip() == user, (lab_host.name, unit, out)
+
+
+def test_the_serving_user_reads_no_secret_file(first_run):
+    """vLLM's user (and Dynamo's) cannot read nats', etcd's or even its own API
+    key's file: systemd hands the key to the unit (LoadCredential)."""
+    for lab_host in (CP, SERVE, SERVE2):
+        for name in SECRETS:
+            status, _, err = lab.ssh_exec(lab_host, f"runuser -u armada -- cat {lab.host_secret_path(name)}")
+            assert status != 0 and "Permission denied" in err, (lab_host.name, name, err)
+    # nor can nats' user read etcd's root password, nor etcd's user nats' password
+    for user, name in (("armada-nats", "etcd-password"), ("armada-etcd", "nats-password")):
+        status, _, err = lab.ssh_exec(CP, f"runuser -u {user} -- cat {lab.host_secret_path(name)}")
+        assert status != 0 and "Permission denied" in err, (user, name, err)
+    # nor write another service's data (the data root is root's; etcd's and JetStream's folders their own)
+    status, _, err = lab.ssh_exec(CP, "runuser -u armada -- touch /var/lib/armada/etcd/x /var/lib/armada/nats/x "
+                                      "/var/lib/armada/x")
+    assert status != 0 and err.count("Permission denied") == 3, err
+
+
+def test_nats_and_etcd_refuse_anonymous_clients_from_another_lab_host(first_run):
+    status, out, _ = lab.ssh_exec(SERVE, f"curl -sS --noproxy '*' -X POST -d '{{\"key\":\"YQ==\"}}' "
+                                         f"http://{CP.address}:2379/v3/kv/range")
+    assert "user name is empty" in out, out
+    nats = (f"exec 3<>/dev/tcp/{CP.address}/4222; printf 'CONNECT {{\"verbose\":false}}\\r\\nPING\\r\\n' >&3; "
+            "timeout 5 head -c 600 <&3; true")
+    status, out, _ = lab.ssh_exec(SERVE, f"bash -c {shlex.quote(nats)}")
+    assert "Authorization Violation" in out, out
+
+
+OPENAI_CLIENT = """
+import os, openai
+client = openai.OpenAI(base_url=os.environ["BASE"], api_key=os.environ.get("KEY") or "wrong", max_retries=0)
+try:
+    reply = client.chat.completions.create(model=os.environ["MODEL"], max_tokens=4,
+                                           messages=[{"role": "user", "content": "Hi"}])
+    print("tokens", reply.usage.completion_tokens)
+except openai.AuthenticationError as error:
+    print("status", error.status_code)
+"""
+
+
+def test_the_openai_client_needs_the_api_key(first_run):
+    """OpenAI's own Python client (in the serving venv, vLLM requires it) on
+    armada-serve2 against armada-serve's vLLM: 401 without the key, a
+    completion with it (read from the file on the host, never on a command line)."""
+    run = (f"BASE=http://{SERVE.address}:8000/v1 MODEL={MODEL_NAME} /opt/armada/vllm/current/bin/python -c "
+           f"{shlex.quote(OPENAI_CLIENT)}")
+    status, out, err = lab.ssh_exec(SERVE2, run, timeout=180)
+    assert status == 0 and out.strip() == "status 401", (out, err[-2000:])
+    keyed = f"KEY=$(cat {lab.host_secret_path('vllm-api-key')}) {run}"
+    status, out, err = lab.ssh_exec(SERVE2, f"bash -c {shlex.quote(keyed)}", timeout=180)
+    assert status == 0 and out.startswith("tokens ") and int(out.split()[1]) > 0, (out, err[-2000:])
+
+
+UNITS = ((CP, "armada-nats"), (CP, "armada-etcd"), (SERVE, "armada-vllm"))
+
+
+def test_systemd_rates_every_unit_ok(first_run):
+    """systemd-analyze security: each of armada's units at 'OK' (<= 4.0) or better."""
+    scores = {}
+    for lab_host, unit in UNITS:
+        status, out, _ = lab.ssh_exec(lab_host, f"systemd-analyze security --no-pager {unit}.service")
+        match = re.search(r"Overall exposure level for \S+: ([\d.]+) (\w+)", out)
+        assert match, out[-500:]
+        scores[unit] = (float(match.group(1)), match.group(2))
+    print("systemd-analyze security:", scores)
+    assert all(score <= 4.0 for score, _ in scores.values()), scores
 
 
 def test_second_run_changes_nothing(first_run, tmp_path):

@@ -98,8 +98,8 @@ def test_from_outside_only_the_labs_ca_is_trusted(tls_run):
                 ssl.create_default_context().wrap_socket(raw, server_hostname=CP.address)
 
 
-def test_the_key_is_the_service_users_alone(tls_run):
-    status, out, _ = lab.ssh_exec(CP, f"stat -c '%a %U' {tls.KEY_FILE} {tls.CERT_FILE}")
-    assert status == 0 and out.split("\n")[:2] == ["600 armada", "644 root"], out
+def test_each_key_is_its_service_users_alone(tls_run):
+    status, out, _ = lab.ssh_exec(CP, f"stat -c '%a %U' {tls.NATS_KEY_FILE} {tls.ETCD_KEY_FILE} {tls.CERT_FILE}")
+    assert status == 0 and out.split("\n")[:3] == ["600 armada-nats", "600 armada-etcd", "644 root"], out
     status, out, _ = lab.ssh_exec(CP, "grep -c 'BEGIN' /etc/armada/nats.conf /etc/armada/etcd.env; true")
     assert "nats.conf:0" in out and "etcd.env:0" in out, out  # paths there, never the key itself

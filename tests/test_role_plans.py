@@ -59,8 +59,16 @@ def test_base():
     first, rerun = rerun_of("base", data)
     packages = first.op("base packages")
     assert packages.runs("apt-get update") and packages.runs("install ca-certificates curl python3-venv")
-    assert first.op("service user").runs("useradd -d /var/lib/armada -s /usr/sbin/nologin -g armada -r -M armada")
-    assert first.op("secret nats_password_file: 0600 armada").runs("chmod 600 /etc/s/nats")
+    assert first.op("service user armada").runs("useradd -d /var/lib/armada/home -s /usr/sbin/nologin -g armada "
+                                                "-r -M armada")
+    # a serving host's copy of the nats password: root's alone (Dynamo gets it as a systemd credential)
+    assert first.op("secret nats_password_file: 0600 root").runs("chmod 600 /etc/s/nats")
+    assert first.op("data root").runs("chown root:root /var/lib/armada")
+    # a host running nats: its own user, owning the password file
+    cp = plan(role("base"), {"armada_roles": ["base", "nats"], "nats_password_file": "/etc/s/nats"})
+    assert cp.op("service user armada-nats").runs("useradd -d /nonexistent -s /usr/sbin/nologin -g armada-nats -r "
+                                                  "-M armada-nats")
+    assert cp.op("secret nats_password_file: 0600 armada-nats").runs("chown armada-nats:armada-nats /etc/s/nats")
     assert first.op("apt egress proxy").runs("upload /etc/apt/apt.conf.d/80armada-proxy")
     assert "finish the interrupted dpkg run (dpkg --configure -a)" not in first.names()
     assert rerun.changing() == []

@@ -18,6 +18,7 @@ from conftest import fixture_text
 
 from armada.commands.etcd import etcd_enable_auth_script, etcd_login_body
 from armada.commands.secrets import secret_file_command
+from armada.hardening import unit_hardening
 from armada.inventory import load_inventory, validate_inventory
 from armada.parsers.secrets import etcd_auth_state, secret_file_problem
 from armada.schema import all_keys, secret_file_keys
@@ -175,7 +176,8 @@ def test_nats_starts_with_any_password_the_file_may_hold(tmp_path, password):
     launcher.write_text(render("roles/nats/templates/armada-nats-start.j2", password_file=str(tmp_path / "pw"),
                                binary=binary, config=str(config)))
     launcher.chmod(0o755)
-    unit = render("roles/nats/templates/armada-nats.service.j2", service_user="armada", binary=binary,
+    unit = render("roles/nats/templates/armada-nats.service.j2", service_user="armada-nats", binary=binary,
+                  hardening=unit_hardening(["/s"]),
                   config=str(config), store_dir="/s", launcher=str(launcher))
     assert f"ExecStart={launcher}" in unit and password not in unit and password not in config.read_text()
     server = subprocess.Popen([str(launcher)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -198,7 +200,8 @@ def test_nats_starts_with_any_password_the_file_may_hold(tmp_path, password):
 
 
 def test_nats_unit_without_a_password_runs_nats_itself():
-    plain = render("roles/nats/templates/armada-nats.service.j2", service_user="armada", binary="/usr/sbin/nats-server",
+    plain = render("roles/nats/templates/armada-nats.service.j2", service_user="armada-nats", hardening="",
+                   binary="/usr/sbin/nats-server",
                    config="/c", store_dir="/s", launcher=None)
     assert "ExecStart=/usr/sbin/nats-server -c /c" in plain and "authorization" not in render(
         "roles/nats/templates/nats.conf.j2", server_name="a", listen="x", port=1, monitor_port=2, store_dir="/s",

@@ -114,8 +114,9 @@ def test_a_client_of_a_tls_control_plane_needs_the_ca(tmp_path):
     path = tmp_path / "inv.py"
     path.write_text(textwrap.dedent("""
         cp = (["cp"], {"armada_roles": ["base", "nats", "etcd"], "nats_listen": "0.0.0.0", "etcd_listen": "0.0.0.0",
-                       "armada_insecure_open_endpoints": True, "nats_tls_cert_file": "/s/cp.crt", "nats_tls_key_file": "/s/cp.key",
-                       "etcd_tls_cert_file": "/s/cp.crt", "etcd_tls_key_file": "/s/cp.key",
+                       "armada_insecure_open_endpoints": True, "nats_tls_cert_file": "/s/cp.crt",
+                       "nats_tls_key_file": "/s/cp-nats.key", "etcd_tls_cert_file": "/s/cp.crt",
+                       "etcd_tls_key_file": "/s/cp-etcd.key",
                        "etcd_tls_ca_file": "/s/ca.crt"})
         serving = (["s1"], {"armada_control_plane": "cp", "model_id": "org/m", "etcd_tls_ca_file": "/s/ca.crt"})
     """))

@@ -19,7 +19,9 @@ TLS_HOST = "armada-cp"
 # where the lab's hosts hold them, beside the lab's other secrets
 CA_FILE = f"{lab.HOST_SECRETS_DIR}/tls-ca.crt"
 CERT_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}.crt"
-KEY_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}.key"
+# one copy of the key per service: each is its own user's alone (least privilege)
+NATS_KEY_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}-nats.key"
+ETCD_KEY_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}-etcd.key"
 
 
 def _openssl(*args: str, cwd: str) -> None:
@@ -64,8 +66,9 @@ def lab_tls() -> dict[str, str]:
 
 def host_files(name: str) -> dict[str, tuple[str, int]]:
     """What lab host ``name`` holds: ``{path on the host: (text, mode)}``;
-    the CA on every host, the certificate and its key (root's 0600 until the
-    base role hands the key to the service user) on the control plane."""
+    the CA on every host, the certificate and a copy of its key per service
+    (root's 0600 until the base role hands each to its service's user) on the
+    control plane."""
     paths = lab_tls()
 
     def read(key: str) -> str:
@@ -75,5 +78,6 @@ def host_files(name: str) -> dict[str, tuple[str, int]]:
     files = {CA_FILE: (read("ca"), 0o644)}
     if name == TLS_HOST:
         files[CERT_FILE] = (read("cert"), 0o644)
-        files[KEY_FILE] = (read("key"), 0o600)
+        files[NATS_KEY_FILE] = (read("key"), 0o600)
+        files[ETCD_KEY_FILE] = (read("key"), 0o600)
     return files

@@ -10,15 +10,17 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
 from armada.facts.system import DpkgInterrupted
-from armada.keys import PRIVATE_KEY, SECRET, has_credentials, systemd_env_value
+from armada.keys import PRIVATE_KEY, SECRET, file_owner, has_credentials, systemd_env_value
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import template_path
+from armada.serving import service_home
 from roles.base.defaults import KEYS
 
 CA_DIR = "/usr/local/share/ca-certificates/armada"
@@ -89,31 +91,37 @@ def apply(run: RoleRun):
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
 
-    user = data["armada_user"]
-    server.group(name="service group", group=user, system=True)
-    server.user(
-        name="service user",
-        user=user,
-        group=user,
-        system=True,
-        home=data["armada_data_dir"],
-        shell="/usr/sbin/nologin",
-        create_home=False,
-    )
-    # secret files (written by the operator's secret delivery, checked before
-    # the run): readable by the service user alone
-    # (every role's keys that name such a file: Key.holds)
-    for key in (k for k in run.keys.values() if k.holds == SECRET):
-        if data[key.name]:
-            files.file(name=f"secret {key.name}: 0600 {user}", path=data[key.name], user=user, group=user, mode="600")
-    for key in (k for k in run.keys.values() if k.holds and k.holds != SECRET):
-        if data[key.name] and key.holds == PRIVATE_KEY:
-            files.file(name=f"TLS key {key.name}: 0600 {user}", path=data[key.name], user=user, group=user,
+    # one system user per service: armada_user (vLLM, Dynamo) on every host,
+    # and the user of each role's own service where that role runs (Key.user_of)
+    homes = {data["armada_user"]: service_home(data)}
+    for key in run.keys.values():
+        if key.user_of and key.user_of in data["armada_roles"]:
+            homes.setdefault(data[key.name], "/nonexistent")
+    existing = host.get_fact(Users)
+    for user, home in homes.items():
+        server.group(name=f"service group {user}", group=user, system=True)
+        # an existing user keeps its home (usermod refuses while its services run:
+        # older armada made the data root armada_user's home); the serving units
+        # set HOME themselves (armada.serving.serving_env)
+        server.user(name=f"service user {user}", user=user, group=user, system=True,
+                    home=None if user in existing else home, shell="/usr/sbin/nologin", create_home=False)
+    # secret and TLS key files (written by the operator's secret delivery,
+    # checked before the run): 0600, owned by the service that reads them
+    # itself, else by root (systemd hands them to a unit: LoadCredential)
+    for key in (k for k in run.keys.values() if k.holds and data[k.name]):
+        if key.holds in (SECRET, PRIVATE_KEY):
+            owner = file_owner(key, run.keys, data)
+            what = "secret" if key.holds == SECRET else "TLS key"
+            files.file(name=f"{what} {key.name}: 0600 {owner}", path=data[key.name], user=owner, group=owner,
                        mode="600")
-        elif data[key.name]:
+        else:
             files.file(name=f"TLS certificate {key.name}: 0644", path=data[key.name], mode="644")
     files.directory(name="install root", path=data["armada_root"], mode="755")
-    files.directory(name="data root", path=data["armada_data_dir"], user=user, group=user, mode="750")
+    # the data root holds each service's own folder (models, etcd, JetStream):
+    # root's, so that no service user can rename another's
+    files.directory(name="data root", path=data["armada_data_dir"], user="root", group="root", mode="755")
+    user = data["armada_user"]
+    files.directory(name=f"{user}'s home", path=homes[user], user=user, group=user, mode="750")
 
 
 def fleet_checks(fleet: Fleet):

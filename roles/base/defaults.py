@@ -55,7 +55,8 @@ KEYS = (
         "addresses or CIDRs, comma separated)", check=host_list),
     Key("armada_ca_certs", list, [], "Extra CA certificates (files on the control machine) the hosts must trust, "
         "e.g. a corporate TLS-inspecting proxy's", check=_ca_files),
-    Key("armada_user", str, "armada", "Service user that runs nats, etcd and vLLM", check=identifier),
+    Key("armada_user", str, "armada", "Service user that runs vLLM and Dynamo (nats and etcd have their own: nats_service_user, "
+        "etcd_service_user)", check=identifier),
     Key("armada_root", str, "/opt/armada", "Install root (venvs, wheelhouse)", check=absolute_path),
     Key("armada_data_dir", str, "/var/lib/armada", "Persistent data root (model cache, etcd, JetStream); "
         "never deleted by armada", check=absolute_path),

@@ -39,9 +39,12 @@ from armada.serving import (
     current_link,
     dynamo_needs,
     flip_install,
+    hf_home,
     plan_workers,
     prune_installs,
+    service_home,
     serving_env,
+    serving_sandbox,
     venv_path,
 )
 from roles.dynamo import health
@@ -62,6 +65,14 @@ def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> di
     if data["etcd_client_password_file"]:
         own["ETCD_AUTH_USERNAME"] = cp_data["etcd_client_user"]  # readwrite on Dynamo's keys only, never root
     return serving_env(profile, data, control_plane, cp_data, own)
+
+
+def credentials(data: dict) -> dict[str, str]:
+    """The secrets Dynamo's units are handed by systemd (LoadCredential: root
+    reads the 0600 file, the unit gets a private copy), by credential name: the
+    service user itself can read no secret file."""
+    named = {"nats-password": data["nats_password_file"], "etcd-password": data["etcd_client_password_file"]}
+    return {name: path for name, path in named.items() if path}
 
 
 def frontend_args(data: dict) -> list[str]:
@@ -87,8 +98,7 @@ def apply(run: RoleRun):
                               env=env_file_values(common_env(profile, data, run.control_plane, run.cp_data)))]
     written.append(files.template(
         name="Dynamo launcher (of this install)", src=tpl("armada-dynamo.j2"), dest=f"{install}/armada-dynamo",
-        mode="755", python=f"{install}/bin/python", nats_password_file=data["nats_password_file"],
-        etcd_password_file=data["etcd_client_password_file"]))
+        mode="755", python=f"{install}/bin/python", credentials=credentials(data)))
     written.append(files.put(
         name="Dynamo frontend command (of this install)", dest=f"{install}/armada-dynamo-frontend.args", mode="644",
         src=_args_file(frontend_args(data))))
@@ -104,11 +114,12 @@ def apply(run: RoleRun):
     wait = files.template(name="control plane wait", src=tpl("armada-wait-control-plane.j2"),
                           dest=f"{data['armada_root']}/bin/armada-wait-control-plane", mode="755",
                           timeout=data["dynamo_ready_timeout"])
-    files.directory(name="HF home", path=f"{data['armada_data_dir']}/hf-home", user=user, group=user, mode="750")
+    files.directory(name="HF home", path=hf_home(data), user=user, group=user, mode="750")
     flip = flip_install(data, install)
 
     unit_values = dict(service_user=user, egress_env=f"{data['armada_config_dir']}/egress.env", current=current,
-                       data_dir=data["armada_data_dir"], root=data["armada_root"])
+                       home=service_home(data), root=data["armada_root"], hardening=serving_sandbox(profile, data),
+                       credentials=credentials(data))
     unit_values["wait_control_plane"] = bool(dynamo_needs(data))
     frontend_unit = files.template(name="Dynamo frontend unit", src=tpl("armada-dynamo-frontend.service.j2"),
                                    dest=f"/etc/systemd/system/{FRONTEND}.service", mode="644", **unit_values)

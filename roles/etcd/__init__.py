@@ -10,6 +10,7 @@ from pyinfra.operations import apt, files, server
 
 from armada.commands.etcd import etcd_client_user_script, etcd_enable_auth_script
 from armada.errors import DataError
+from armada.hardening import unit_hardening
 from armada.facts.secrets import EtcdAuth, EtcdLogin
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import (
@@ -67,13 +68,15 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
 def apply(run: RoleRun):
     data, profile, inventory = run.data, run.profile, run.inventory
     tpl = template_path(__file__)
-    user = data["armada_user"]
+    user = data["etcd_service_user"]  # its own (the base role creates it)
     group = data["etcd_cluster_group"]
     members = list(inventory.get_group(group)) if group else [host]
 
     mask_distro_unit("etcd.service")
     apt.packages(name="etcd-server package", packages=["etcd-server"], _env={"DEBIAN_FRONTEND": "noninteractive"})
-    files.directory(name="etcd data dir", path=data["etcd_data_dir"], user=user, group=user, mode="700")
+    # recursive: a data dir an older armada made belongs to armada_user until then
+    files.directory(name="etcd data dir", path=data["etcd_data_dir"], user=user, group=user, mode="700",
+                    recursive=True)
     env_file = f"{data['armada_config_dir']}/etcd.env"
     env = files.template(
         name="etcd env",
@@ -94,6 +97,7 @@ def apply(run: RoleRun):
         dest=f"/etc/systemd/system/{UNIT}.service",
         mode="644",
         service_user=user,
+        hardening=unit_hardening([data["etcd_data_dir"]]),
         env_file=env_file,
         data_dir=data["etcd_data_dir"],
     )

@@ -22,10 +22,12 @@ KEYS = (
         check=host_address),
     Key("etcd_client_port", int, 2379, "Client port", check=port),
     Key("etcd_peer_port", int, 2380, "Peer port (cluster members)", check=port),
+    Key("etcd_service_user", str, "armada-etcd", "System user etcd runs as (its own: it alone owns the data dir "
+        "and its TLS key)", check=identifier, user_of="etcd"),
     Key("etcd_data_dir", str, "/var/lib/armada/etcd", "Data dir on persistent disk", check=absolute_path),
     Key("etcd_password_file", str, None, "File ON THE HOST holding the password of etcd's root user (on the etcd "
         "host only): armada enables etcd auth with it, clients then authenticate as etcd_client_user; "
-        "0600, owned by the service user; never in a config, a command line or a log",
+        "0600, owned by root (only armada's own steps read it); never in a config, a command line or a log",
         nullable=True, check=secret_path, holds=SECRET),
     Key("etcd_client_user", str, "armada-client", "etcd user that clients of other hosts (Dynamo, armada's checks) "
         f"log in as: a role of the same name grants it readwrite on keys under {CLIENT_PREFIX} only (Dynamo's), "

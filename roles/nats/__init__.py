@@ -12,6 +12,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
+from armada.hardening import unit_hardening
 from armada.role import Role, RoleRun
 from armada.role_support import (
     client_gaps,
@@ -31,7 +32,7 @@ UNIT = "armada-nats"
 def apply(run: RoleRun):
     data = run.data
     tpl = template_path(__file__)
-    user = data["armada_user"]
+    user = data["nats_service_user"]  # its own (the base role creates it)
     config = f"{data['armada_config_dir']}/nats.conf"
 
     if data["nats_source"] == "distro":
@@ -54,7 +55,9 @@ def apply(run: RoleRun):
         )
         binary = f"{folder}/nats-server"
 
-    files.directory(name="JetStream store", path=data["nats_store_dir"], user=user, group=user, mode="750")
+    # recursive: a store an older armada made belongs to armada_user until then
+    files.directory(name="JetStream store", path=data["nats_store_dir"], user=user, group=user, mode="750",
+                    recursive=True)
     conf = files.template(
         name="nats config",
         src=tpl("nats.conf.j2"),
@@ -82,6 +85,7 @@ def apply(run: RoleRun):
         dest=f"/etc/systemd/system/{UNIT}.service",
         mode="644",
         service_user=user,
+        hardening=unit_hardening([data["nats_store_dir"]]),
         binary=binary,
         config=config,
         store_dir=data["nats_store_dir"],

@@ -2,7 +2,18 @@
 
 import re
 
-from armada.keys import SECRET, Key, absolute_path, host_address, name, port, secret_path, tls_keys, url
+from armada.keys import (
+    SECRET,
+    Key,
+    absolute_path,
+    host_address,
+    identifier,
+    name,
+    port,
+    secret_path,
+    tls_keys,
+    url,
+)
 
 
 def _sha256(value):
@@ -21,10 +32,13 @@ KEYS = (
     Key("nats_monitor_port", int, 8222, "HTTP monitoring port (/healthz, /jsz), bound to loopback", check=port),
     Key("nats_user", str, "armada", "Client user name when nats_password_file is set",
         check=name),
+    Key("nats_service_user", str, "armada-nats", "System user nats-server runs as (its own: it alone owns the "
+        "JetStream store, the password file and TLS key on the nats host)", check=identifier, user_of="nats"),
     Key("nats_password_file", str, None, "File ON THE HOST holding the nats client password (set it on the nats "
         "host and on every host using it): clients must then authenticate as nats_user; armada makes it 0600, "
-        "owned by the service user; read by nats-server at start, never in a config, a command line or a log",
-        nullable=True, check=secret_path, holds=SECRET),
+        "owned by nats_service_user on the nats host and by root elsewhere (Dynamo gets it as a systemd "
+        "credential); read at start, never in a config, a command line or a log",
+        nullable=True, check=secret_path, holds=SECRET, reader="nats_service_user"),
     *tls_keys("nats", "nats-server", "(with nats_tls_key_file): every client must then speak TLS (tls:// "
               "URLs); it must name the address clients connect to", "(set it on every host using that nats)"),
     Key("nats_store_dir", str, "/var/lib/armada/nats", "JetStream store on persistent disk", check=absolute_path),

@@ -21,9 +21,12 @@ from armada.serving import (
     current_link,
     flip_install,
     model_dir,
+    hf_home,
     model_name,
     prune_installs,
+    service_home,
     serving_env,
+    serving_sandbox,
     venv_path,
 )
 from roles.vllm_service import health
@@ -80,7 +83,7 @@ def apply(run: RoleRun):
     )
     script = files.template(name="vLLM command (of this install)", src=tpl("armada-serve.j2"),
                             dest=f"{install}/armada-serve", mode="755", exec_line=exec_line)
-    files.directory(name="HF home", path=f"{data['armada_data_dir']}/hf-home", user=data["armada_user"],
+    files.directory(name="HF home", path=hf_home(data), user=data["armada_user"],
                     group=data["armada_user"], mode="750")
     flip = flip_install(data, install)
     unit = files.template(
@@ -91,7 +94,8 @@ def apply(run: RoleRun):
         service_user=data["armada_user"],
         egress_env=f"{data['armada_config_dir']}/egress.env",
         current=current,
-        data_dir=data["armada_data_dir"],
+        home=service_home(data),
+        hardening=serving_sandbox(profile, data),
         api_key_file=data["vllm_api_key_file"],
     )
     managed_service(UNIT, unit, [env, script, flip],

@@ -27,6 +27,7 @@ instance = (
         "vllm_exclude_deps": ["torchvision", "torchaudio", "torchcodec"],
         "vllm_kvcache_space_gib": 1,
         "vllm_max_model_len": 256,
+        "vllm_host": "0.0.0.0",  # the test asks from outside, with the key
         "vllm_api_key_file": "/etc/armada/secrets/vllm-api-key",
         "model_path": _assets.model_path(),
         "model_name": _assets.MODEL_NAME,
