@@ -14,7 +14,7 @@ from armada import registry
 from armada.cloudinit import CloudInitError, render
 from armada.errors import DataError
 from armada.inventory import group_summaries, load_inventory, validate_inventory
-from armada.keys import mask_url
+from armada.masking import mask_url
 from armada.lab.commands import add_parser as add_lab_parser
 from armada.parsers import ParseError
 from armada.parsers.host import host_facts_from_outputs

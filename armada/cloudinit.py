@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from armada.errors import DataError
-from armada.keys import has_credentials, mask_url
+from armada.masking import has_credentials, mask_url
 from armada.paths import shared
 from armada.schema import secret_file_keys, validate_host_data, with_defaults
 

@@ -20,7 +20,8 @@ from armada.facts.host import HostSnapshot
 from armada.facts.secrets import PemFile, SecretFile
 from armada.facts.urls import UrlStatus
 from armada.inventory import host_data, validate_inventory
-from armada.keys import file_reader, mask_url
+from armada.keys import file_reader
+from armada.masking import mask_url
 from armada.profile import Profile, build_profile
 from armada.role import RoleRun
 from armada.role_support import control_plane_host

@@ -8,13 +8,13 @@ from typing import Any
 
 from pyinfra.api.exceptions import PyinfraError
 
+from armada.masking import mask_url
+
 
 class DataError(ValueError):
     """A bad value in inventory data, naming host, key and value."""
 
     def __init__(self, host: str, key: str, value: Any, message: str):
-        from armada.keys import mask_url  # below keys too: keys raise these
-
         self.host, self.key, self.value, self.message = host, key, value, message
         # a URL's password never reaches a terminal or a log
         super().__init__(mask_url(f"host {host!r}: {key} = {value!r}: {message}"))

@@ -14,7 +14,8 @@ from pyinfra.api import Inventory
 
 from armada import schema
 from armada.inventory import load_inventory, validate_inventory
-from armada.keys import has_credentials, mask_url, systemd_env_value
+from armada.keys import systemd_env_value
+from armada.masking import has_credentials, mask_url
 
 GOOD = {"model_id": "org/model"}
 

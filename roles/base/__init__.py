@@ -16,7 +16,8 @@ from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
 from armada.facts.system import DpkgInterrupted
-from armada.keys import PRIVATE_KEY, SECRET, file_owner, has_credentials, systemd_env_value
+from armada.keys import PRIVATE_KEY, SECRET, file_owner, systemd_env_value
+from armada.masking import has_credentials
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import template_path

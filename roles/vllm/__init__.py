@@ -29,7 +29,7 @@ from pyinfra.operations import files, pip, python, server
 from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
 from armada.errors import DataError
 from armada.facts.torch import VenvDistributions, VenvTorch
-from armada.keys import mask_url
+from armada.masking import mask_url
 from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.paths import shared
 from armada.profile import Profile

@@ -41,7 +41,7 @@ from pyinfra.operations import files, pip, python, server
 
 from armada.facts.host import HostSnapshot
 from armada.facts.torch import VenvDistributions
-from armada.keys import mask_url
+from armada.masking import mask_url
 from armada.profile import Profile
 from armada.role_support import run_quiet
 from armada.serving import needs_install, venv_path
