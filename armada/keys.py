@@ -267,8 +267,8 @@ def url(value: str, schemes: tuple[str, ...] = ("http", "https", "file")) -> str
 
 
 def git_url(value: str) -> str | None:
-    """A repository git clones: an http(s)://, ssh:// or file:// URL."""
-    return url(value, ("https", "http", "ssh", "file"))
+    """A repository git clones: an http(s)://, ssh://, git:// (git daemon: mirrors, the lab's) or file:// URL."""
+    return url(value, ("https", "http", "ssh", "git", "file"))
 
 
 def url_or_dir(value: str) -> str | None:

@@ -101,6 +101,7 @@ def test_exemptions_are_keys_that_exist():
     ("nats_listen", "10.0.0.5"),
     ("etcd_listen", "cp.example.internal"),
     ("dynamo_nixl_host", "fe80::1"),
+    ("vllm_git_url", "git://10.213.0.1/vllm"),  # git daemon: an air-gapped mirror (the lab serves one)
     ("vllm_git_commit", "0123abcd"),
     ("vllm_git_commit", "release/v0.31.0"),
     ("armada_install", "git+https://github.com/org/armada.git@v0.1.0"),

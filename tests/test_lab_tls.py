@@ -80,7 +80,7 @@ def test_every_check_is_green_over_tls(tls_run):
         assert cp[name]["ok"], cp
     serve = {c["check"]: c for c in tls_run[SERVE.name]["checks"]}
     etcd, nats = f"https://{CP.address}:2379", f"tls://{CP.address}:4222"
-    for name in (f"reaches etcd {etcd}", f"authenticates to etcd {etcd}",
+    for name in (f"reaches etcd {etcd}", f"authenticates to etcd {etcd} as armada-client",
                  f"nats over TLS refuses a client without the password {nats}",
                  f"authenticates to nats over TLS {nats}"):
         assert serve[name]["ok"], serve

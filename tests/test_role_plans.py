@@ -69,6 +69,9 @@ def test_base():
     assert cp.op("service user armada-nats").runs("useradd -d /nonexistent -s /usr/sbin/nologin -g armada-nats -r "
                                                   "-M armada-nats")
     assert cp.op("secret nats_password_file: 0600 armada-nats").runs("chown armada-nats:armada-nats /etc/s/nats")
+    assert "mkdir -p /nonexistent" not in str(cp.op("service user armada-nats").commands)  # no home made
+    cp_data = {"armada_roles": ["base", "nats", "etcd"], "nats_password_file": "/etc/s/nats"}
+    assert plan(role("base"), cp_data, after(plan(role("base"), cp_data))).changing() == []
     assert first.op("apt egress proxy").runs("upload /etc/apt/apt.conf.d/80armada-proxy")
     assert "finish the interrupted dpkg run (dpkg --configure -a)" not in first.names()
     assert rerun.changing() == []

@@ -105,7 +105,8 @@ def apply(run: RoleRun):
         # older armada made the data root armada_user's home); the serving units
         # set HOME themselves (armada.serving.serving_env)
         server.user(name=f"service user {user}", user=user, group=user, system=True,
-                    home=None if user in existing else home, shell="/usr/sbin/nologin", create_home=False)
+                    home=None if user in existing else home, shell="/usr/sbin/nologin", create_home=False,
+                    ensure_home=False)
     # secret and TLS key files (written by the operator's secret delivery,
     # checked before the run): 0600, owned by the service that reads them
     # itself, else by root (systemd hands them to a unit: LoadCredential)
