@@ -313,6 +313,18 @@ def _gpu_memory_utilization(facts: HostFacts, wanted: float) -> tuple[float | No
         f"/ total, at most 0.9")
 
 
+def os_support(facts: HostFacts) -> tuple[bool | None, str]:
+    """Whether armada's roles can install on this OS (they use apt), and why; None when the OS is unknown."""
+    os_info = facts.os
+    if os_info is None:
+        return None, "OS unknown (no /etc/os-release): a deploy reads it and refuses anything without apt"
+    name = os_info.pretty_name or os_info.id
+    if os_info.package_manager == "apt":
+        return True, f"{name}: apt, what armada's roles install with"
+    return False, (f"{name} uses {os_info.package_manager or 'no package manager armada knows'}: armada's roles "
+                   "install with apt (Debian 12/13, Ubuntu 22.04/24.04); this host is refused before any change")
+
+
 def _vllm_install(accelerator: str, data: Mapping[str, Any], facts: HostFacts | None = None) -> dict[str, Any]:
     strategy = data["vllm_strategy"]
     version = data["vllm_version"]
@@ -402,6 +414,7 @@ def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_by
     )
     reasons["torch_spec"] = "torch_version from data, pinned by a constraints file after install"
     tcmalloc_path, tcmalloc_package, reasons["tcmalloc_path"] = _tcmalloc(facts)
+    _, reasons["os_support"] = os_support(facts)
 
     install = _vllm_install(accelerator, data, facts)
     reasons["vllm_strategy"] = install["why"]

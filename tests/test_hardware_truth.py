@@ -256,3 +256,23 @@ def test_a_build_from_a_bf16_host_never_serves_a_neoverse_n1():
 def test_x86_64_build_keys_are_unchanged():
     # the lab's cached builds are named by these keys
     assert key("x86-lab-vm", "debian12") == "x86_64-debian12-v0.31.0-torch2.13.0-cpu-29f4a7e2"
+
+
+# ------------------------------------------------- unsupported OS refused
+
+
+def test_an_os_without_apt_is_refused_by_name_before_any_change():
+    from types import SimpleNamespace
+
+    from roles.base import preflight
+
+    def refused(host):
+        profile = build_profile(host, facts(host), {})
+        return list(preflight(SimpleNamespace(profile=profile, host=SimpleNamespace(name=host)))), profile
+
+    errors, profile = refused("graviton3")  # Amazon Linux 2023: dnf
+    assert [(e.host, e.key) for e in errors] == [("graviton3", "armada_roles")]
+    assert "Amazon Linux 2023 uses dnf" in str(errors[0]) and "apt" in str(errors[0])
+    assert "refused" in profile.reasons["os_support"]
+    for host in ("graviton2", "x86-lab-vm"):  # Ubuntu 24.04, Debian 12
+        assert refused(host)[0] == []
