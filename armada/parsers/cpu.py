@@ -61,6 +61,55 @@ X86_MODELS = {
 }
 AMD_FAMILIES = {0x17: "Zen/Zen 2", 0x19: "Zen 3/Zen 4", 0x1A: "Zen 5"}
 
+# -- The kernel's own feature names -----------------------------------------
+# arm64: the Features line of /proc/cpuinfo (and lscpu's Flags) is hwcap_str
+# of arch/arm64/kernel/cpuinfo.c, printed in this order. The list is finite:
+# a pasted Flags value wrapped by a terminal is put back together with it.
+ARM64_HWCAPS = (
+    "fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp", "asimdhp", "cpuid",
+    "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop", "sha3", "sm3", "sm4", "asimddp", "sha512", "sve", "asimdfhm",
+    "dit", "uscat", "ilrcpc", "flagm", "ssbs", "sb", "paca", "pacg", "gcs", "cmpbr", "dcpodp", "sve2", "sveaes",
+    "svepmull", "svebitperm", "svesha3", "svesm4", "flagm2", "frint", "svei8mm", "svef32mm", "svef64mm", "svebf16",
+    "i8mm", "bf16", "dgh", "rng", "bti", "mte", "ecv", "afp", "rpres", "mte3", "sme", "smei16i64", "smef64f64",
+    "smei8i32", "smef16f32", "smeb16f32", "smef32f32", "smefa64", "wfxt", "ebf16", "sveebf16", "cssc", "rprfm",
+    "sve2p1", "sme2", "sme2p1", "smei16i32", "smebi32i32", "smeb16b16", "smef16f16", "mops", "hbc", "sveb16b16",
+    "lrcpc3", "lse128", "fpmr", "lut", "faminmax", "f8cvt", "f8fma", "f8dp4", "f8dp2", "f8e4m3", "f8e5m2",
+    "smelutv2", "smef8f16", "smef8f32", "smesf8fma", "smesf8dp4", "smesf8dp2", "poe", "sve2p2", "sme2p2",
+    "ssve_bitperm", "ssve_fexpa", "ssve_aes", "sve_aes2", "sve_bfscale", "sve_f16mm", "sve_eltperm",
+    "sme_sbitperm", "sme_aes", "sme_sf8dp2", "sme_smop4", "sme_stmop", "mte_far", "mte_store_only", "lsfe",
+    "ls64",
+)
+# x86: the flags line (arch/x86/include/asm/cpufeatures.h names as printed).
+X86_FLAGS = frozenset("""
+fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 pn clflush dts acpi mmx fxsr sse sse2 ss
+ht tm ia64 pbe syscall mp nx mmxext fxsr_opt pdpe1gb rdtscp lm 3dnowext 3dnow recovery longrun lrti cxmmx
+k6_mtrr cyrix_arr centaur_mcr constant_tsc up art arch_perfmon pebs bts rep_good acc_power nopl xtopology
+tsc_reliable nonstop_tsc cpuid extd_apicid amd_dcm aperfmperf rapl nonstop_tsc_s3 tsc_known_freq pni
+pclmulqdq dtes64 monitor ds_cpl vmx smx est tm2 ssse3 cid sdbg fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2
+x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand hypervisor rng rng_en ace ace_en ace2
+ace2_en phe phe_en pmm pmm_en lahf_lm cmp_legacy svm extapic cr8_legacy abm sse4a misalignsse 3dnowprefetch
+osvw ibs xop skinit wdt lwp fma4 tce nodeid_msr tbm topoext perfctr_core perfctr_nb bpext ptsc perfctr_llc
+mwaitx ring3mwait cpuid_fault cpb epb cat_l3 cat_l2 cdp_l3 invpcid_single hw_pstate proc_feedback sme pti
+retpoline retpoline_amd intel_ppin cdp_l2 ssbd mba sev perfmon_v2 ibrs ibpb stibp ibrs_enhanced tpr_shadow
+vnmi flexpriority ept vpid ept_ad vmmcall fsgsbase tsc_adjust sgx bmi1 hle avx2 fdp_excptn_only smep bmi2
+erms invpcid rtm cqm mpx rdt_a avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb intel_pt avx512pf
+avx512er avx512cd sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves cqm_llc cqm_occup_llc cqm_mbm_total
+cqm_mbm_local split_lock_detect avx_vnni avx512_bf16 clzero irperf xsaveerptr rdpru wbnoinvd amd_ppin
+amd_ssbd virt_ssbd amd_ssb_no cppc amd_ibpb amd_ibrs amd_stibp amd_stibp_always_on amd_psfd amd_ibpb_ret
+dtherm ida arat pln pts hwp hwp_notify hwp_act_window hwp_epp hwp_pkg_req hfi npt lbrv svm_lock nrip_save
+tsc_scale vmcb_clean flushbyasid decodeassists pausefilter pfthreshold avic v_vmsave_vmload vgif x2avic
+v_spec_ctrl vnmi avx512vbmi umip pku ospke waitpkg avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni
+avx512_bitalg tme avx512_vpopcntdq la57 rdpid bus_lock_detect cldemote movdiri movdir64b enqcmd sgx_lc
+overflow_recov succor smca avx512_4vnniw avx512_4fmaps fsrm avx512_vp2intersect srbds_ctrl md_clear
+rtm_always_abort tsx_force_abort serialize hybrid_cpu tsxldtrk pconfig arch_lbr ibt amx_bf16 avx512_fp16
+amx_tile amx_int8 flush_l1d arch_capabilities core_capabilities spec_ctrl intel_stibp ssbd
+sev_es sev_snp debug_swap user_shstk vmsa_reg_prot avx_vnni_int8 avx_ne_convert amx_fp16 prefetchiti
+avx_ifma cmpccxadd fzrm fsrs fsrc lkgs amx_complex avx_vnni_int16 sha512 sm3 sm4 flush_l1d
+ibrs_enhanced ept_5level tsc_adjust xfd lam avx512_vbmi vme_pae
+""".split())
+KNOWN_FLAGS = frozenset(ARM64_HWCAPS) | X86_FLAGS
+_ARM64_ORDER = {name: index for index, name in enumerate(ARM64_HWCAPS)}
+
 # CPU features that inference tuning cares about.
 ARM_FEATURES = ("asimd", "asimddp", "asimdhp", "sve", "sve2", "bf16", "svebf16", "i8mm", "svei8mm", "sme")
 X86_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8", "amx_tile")
@@ -89,6 +138,18 @@ class CpuInfo:
     # on SMT hosts, one logical CPU per physical core (from /proc/cpuinfo's
     # core ids); None when every logical CPU is its own core or it is unknown
     primary_threads: frozenset[int] | None = None
+    # heterogeneous CPUs (DGX Spark's GB10: 10 Cortex-X925 + 10 Cortex-A725):
+    # one entry per core type, fastest first; () when lscpu names one type
+    core_types: tuple["CoreType", ...] = ()
+    # where the feature names came from: "cpuinfo", "lscpu" or "cpuinfo+lscpu"
+    flags_source: str = "lscpu"
+
+    @property
+    def performance_cpus(self) -> frozenset[int] | None:
+        """CPU ids of the fastest core type, when the types differ and /proc/cpuinfo said which CPU is which."""
+        if len(self.core_types) > 1 and self.core_types[0].cpus:
+            return frozenset(self.core_types[0].cpus)
+        return None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -98,6 +159,17 @@ class CpuInfo:
     @property
     def has_bf16(self) -> bool:
         return bool({"bf16", "avx512_bf16", "amx_bf16"} & self.flags)
+
+
+@dataclass(frozen=True)
+class CoreType:
+    """One kind of core on a heterogeneous CPU, as lscpu lists it in its own block."""
+
+    name: str
+    cores: int
+    max_mhz: float | None = None
+    # CPU ids of this type (from /proc/cpuinfo's CPU part); () when unknown
+    cpus: tuple[int, ...] = ()
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
@@ -128,23 +200,117 @@ def format_cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
     return ",".join(ranges)
 
 
+_KEY_LINE = re.compile(r"^[ \t]*(?P<key>[^:\t ][^:]*?)[ \t]*:[ \t]?(?P<gap>[ \t]*)(?P<value>.*?)[ \t]*$")
+_FLAG_WORDS = re.compile(r"^[a-z0-9_]+( [a-z0-9_]+)*$")
+FLAG_KEYS = ("Flags", "Features", "flags")
+
+
+def _flag_gap(left: str, right: str, before: str | None, after: str | None) -> bool | None:
+    """Whether a wrap between ``left`` and ``right`` fell between two feature
+    names (True), inside one (False), or the names cannot tell (None).
+
+    The kernel's list of names decides: lscpu cuts at a fixed width, inside a
+    word or between two; pasting often loses the spaces that said which.
+    """
+    joined = left + right
+    known_joined, known_left, known_right = joined in KNOWN_FLAGS, left in KNOWN_FLAGS, right in KNOWN_FLAGS
+    if known_joined and not (known_left and known_right):
+        return False
+    if known_left and known_right and not known_joined:
+        return True
+    if known_joined:
+        # both readings are names ("sve" "aes" / "sveaes"): arm64 prints its
+        # hwcaps in the kernel's order, so the reading that keeps it wins
+        def ordered(*names: str | None) -> bool:
+            ranks = [_ARM64_ORDER[n] for n in names if n in _ARM64_ORDER]
+            return len(ranks) == len([n for n in names if n]) and ranks == sorted(ranks)
+
+        split_ok, join_ok = ordered(before, left, right, after), ordered(before, joined, after)
+        if split_ok != join_ok:
+            return split_ok
+        return None
+    if known_left or known_right:
+        return True
+    return None
+
+
+def _join_wrapped(key: str, value: str, piece: str, spaced: bool | None) -> str:
+    """``value`` continued by the wrapped line ``piece``."""
+    if not value:
+        return piece
+    if key in FLAG_KEYS:
+        head, tail = value.split(), piece.split()
+        gap = _flag_gap(head[-1], tail[0], head[-2] if len(head) > 1 else None, tail[1] if len(tail) > 1 else None)
+        if gap is None:
+            gap = bool(spaced)
+    else:
+        gap = bool(spaced)
+    return value + (" " if gap else "") + piece
+
+
+def parse_key_value_pairs(text: str) -> list[tuple[str, str]]:
+    """``Key: value`` lines in order (lscpu, /proc/meminfo), as pasted by people.
+
+    Continuation lines (lscpu wraps long values at the terminal's width) are
+    joined to their value whether indented with spaces, tabs or not at all
+    (a Flags value); whether a wrap fell inside a word or between two is
+    decided by the kernel's feature names for Flags, by the whitespace the
+    paste kept for other values.
+    """
+    pairs: list[list] = []
+    open_value = False  # the last line was a key line or one of its continuations
+    value_column: int | None = None
+    previous_raw = ""
+    for raw in text.splitlines():
+        line = raw.rstrip("\n\r")
+        match = _KEY_LINE.match(line)
+        stripped = line.strip()
+        indented = line[:1] in (" ", "\t")
+        if match and not (open_value and pairs and pairs[-1][0] in FLAG_KEYS and _FLAG_WORDS.match(stripped)):
+            key = match.group("key").strip()
+            pairs.append([key, match.group("value")])
+            open_value = True
+            value_column = None if "\t" in line else match.start("value")
+        elif open_value and pairs and stripped and (indented or (pairs[-1][0] in FLAG_KEYS and _FLAG_WORDS.match(stripped))):
+            spaced = None
+            if previous_raw != previous_raw.rstrip():
+                spaced = True
+            elif value_column is not None and "\t" not in line and len(line) - len(line.lstrip(" ")) > value_column:
+                spaced = True
+            pairs[-1][1] = _join_wrapped(pairs[-1][0], pairs[-1][1], stripped, spaced)
+        else:
+            open_value = False
+        previous_raw = line
+    return [(key, value) for key, value in pairs]
+
+
 def parse_key_values(text: str) -> dict[str, str]:
     """``Key: value`` lines (lscpu, /proc/meminfo); the first occurrence wins."""
     values: dict[str, str] = {}
-    last: str | None = None
-    for line in text.splitlines():
-        match = re.match(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$", line)
-        if match:
-            last = match.group(1) if match.group(1) not in values else None
-            if last:
-                values[last] = match.group(2)
-        elif last and line.startswith(" ") and line.strip():
-            # lscpu on a terminal wraps long values at a fixed width, even
-            # inside a word ("lrcpc d" / "cpop"): join without a space
-            values[last] += line.strip()
-        else:
-            last = None
+    for key, value in parse_key_value_pairs(text):
+        values.setdefault(key, value)
     return values
+
+
+# keys lscpu prints inside each core type's block (after its "Model name")
+_CORE_TYPE_KEYS = frozenset({
+    "Model", "Thread(s) per core", "Core(s) per socket", "Core(s) per cluster", "Socket(s)", "Cluster(s)",
+    "Stepping", "CPU(s) scaling MHz", "CPU max MHz", "CPU min MHz", "BogoMIPS", "Flags", "Frequency boost",
+    "CPU family", "BIOS Model name", "BIOS CPU family",
+})
+
+
+def lscpu_core_blocks(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """One dict per ``Model name`` block when lscpu lists several core types; [] otherwise."""
+    if sum(1 for key, _ in pairs if key == "Model name") < 2:
+        return []
+    blocks: list[dict[str, str]] = []
+    for key, value in pairs:
+        if key == "Model name":
+            blocks.append({"Model name": value})
+        elif blocks and key in _CORE_TYPE_KEYS:
+            blocks[-1].setdefault(key, value)
+    return blocks
 
 
 def parse_cpuinfo_blocks(text: str) -> list[dict[str, str]]:
@@ -200,15 +366,50 @@ def _x86_microarch(vendor: str | None, family: int | None, model: int | None) ->
     return "unknown x86_64"
 
 
+def _cpuinfo_flags(blocks: list[dict[str, str]]) -> frozenset[str]:
+    """The features every processor of /proc/cpuinfo has (heterogeneous cores may differ)."""
+    sets = [frozenset((b.get("Features") or b.get("flags") or "").split()) for b in blocks]
+    sets = [f for f in sets if f]
+    return frozenset.intersection(*sets) if sets else frozenset()
+
+
+def _core_types(blocks: list[dict[str, str]], cpuinfo: list[dict[str, str]]) -> tuple[CoreType, ...]:
+    """lscpu's core-type blocks, fastest first, with their CPU ids where /proc/cpuinfo names each CPU's part."""
+    cpus_by_name: dict[str, list[int]] = {}
+    for block in cpuinfo:
+        implementer, part = _int(block.get("CPU implementer")), _int(block.get("CPU part"))
+        if implementer is not None and part is not None and "processor" in block:
+            name = ARM_PARTS.get((implementer, part), f"{implementer:#x}:{part:#05x}")
+            cpus_by_name.setdefault(name, []).append(int(block["processor"]))
+    types = []
+    for block in blocks:
+        name = block["Model name"]
+        cores = (_int(block.get("Core(s) per socket")) or _int(block.get("Core(s) per cluster")) or 0) * (
+            _int(block.get("Socket(s)")) or _int(block.get("Cluster(s)")) or 1)
+        try:
+            max_mhz = float(block["CPU max MHz"]) if block.get("CPU max MHz") else None
+        except ValueError:
+            max_mhz = None
+        types.append(CoreType(name=name, cores=cores, max_mhz=max_mhz, cpus=tuple(cpus_by_name.get(name, ()))))
+    return tuple(sorted(types, key=lambda t: -(t.max_mhz or 0)))
+
+
 def parse_cpu(lscpu: str | None, cpuinfo: str | None) -> CpuInfo:
-    """Combine ``lscpu`` and ``/proc/cpuinfo`` (either may be missing)."""
-    ls = parse_key_values(lscpu or "")
+    """Combine ``lscpu`` and ``/proc/cpuinfo`` (either may be missing), as
+    captured by armada or as pasted by people: wrapped Flags, tabs, a cut
+    header, ``Socket(s): -``, several core-type blocks (their cores summed)."""
+    pairs = parse_key_value_pairs(lscpu or "")
+    ls: dict[str, str] = {}
+    for key, value in pairs:
+        ls.setdefault(key, value)
+    core_blocks = lscpu_core_blocks(pairs)
     blocks = parse_cpuinfo_blocks(cpuinfo or "")
     first = blocks[0] if blocks else {}
     if not ls and not blocks:
         raise ParseError("neither lscpu nor /proc/cpuinfo output has CPU data")
 
-    arch = ls.get("Architecture")
+    arch = ls.get("Architecture") or next(
+        (v for k, v in ls.items() if len(k) >= 5 and "Architecture".endswith(k) and v in ("aarch64", "x86_64")), None)
     if not arch:
         # a cut lscpu output may lack its header but still carry Flags
         flag_guess = set((ls.get("Flags") or "").split())
@@ -219,8 +420,19 @@ def parse_cpu(lscpu: str | None, cpuinfo: str | None) -> CpuInfo:
         else:
             raise ParseError("cannot tell the CPU architecture from lscpu or /proc/cpuinfo")
 
-    flag_text = ls.get("Flags") or first.get("Features") or first.get("flags") or ""
-    flags = frozenset(flag_text.split())
+    # /proc/cpuinfo never wraps: its names come first; lscpu's Flags (every
+    # core type's, when there are several) add only names the kernel knows
+    lscpu_sets = [frozenset((b.get("Flags") or "").split()) for b in core_blocks] or [
+        frozenset((ls.get("Flags") or "").split())]
+    lscpu_sets = [f for f in lscpu_sets if f]
+    lscpu_flags = frozenset.intersection(*lscpu_sets) if lscpu_sets else frozenset()
+    proc_flags = _cpuinfo_flags(blocks)
+    if proc_flags:
+        flags = proc_flags | (lscpu_flags & KNOWN_FLAGS)
+        flags_source = "cpuinfo+lscpu" if lscpu_flags - proc_flags & KNOWN_FLAGS else "cpuinfo"
+    else:
+        flags, flags_source = lscpu_flags, "lscpu"
+    core_types = _core_types(core_blocks, blocks)
 
     # NUMA: lscpu prints "NUMA nodeN CPU(s): list", empty for CPU-less nodes
     # (GPU memory on Grace shows up as such nodes).
@@ -243,7 +455,10 @@ def parse_cpu(lscpu: str | None, cpuinfo: str | None) -> CpuInfo:
         # header cut off: one CPU NUMA node per socket (Grace, Graviton metal)
         sockets = len(numa)
     sockets = sockets or 1
-    if cores_per_socket:
+    if len(core_types) > 1 and all(t.cores for t in core_types):
+        # several core types (GB10): each block counts only its own cores
+        physical = sum(t.cores for t in core_types)
+    elif cores_per_socket:
         physical = cores_per_socket * sockets
     elif blocks and "core id" in first:
         physical = len({(b.get("physical id"), b.get("core id")) for b in blocks})
@@ -264,6 +479,8 @@ def parse_cpu(lscpu: str | None, cpuinfo: str | None) -> CpuInfo:
                 primary.append(int(block["processor"]))
 
     model_name = ls.get("Model name") or first.get("model name")
+    if len(core_types) > 1:
+        model_name = " + ".join(f"{t.cores}x {t.name}" for t in core_types)
     if arch == "aarch64":
         implementer = _int(first.get("CPU implementer"))
         part = _int(first.get("CPU part"))
@@ -272,7 +489,10 @@ def parse_cpu(lscpu: str | None, cpuinfo: str | None) -> CpuInfo:
             vendor = ARM_IMPLEMENTERS.get(implementer, vendor_id)
         else:
             vendor = vendor_id
-        microarch = _arm_microarch(implementer, part, model_name)
+        if len(core_types) > 1:
+            microarch = " + ".join(t.name for t in core_types)
+        else:
+            microarch = _arm_microarch(implementer, part, model_name)
     else:
         implementer = part = None
         vendor = ls.get("Vendor ID") or first.get("vendor_id")
@@ -295,6 +515,8 @@ def parse_cpu(lscpu: str | None, cpuinfo: str | None) -> CpuInfo:
         numa_cpus=tuple(numa),
         flags=flags,
         primary_threads=frozenset(primary) if primary else None,
+        core_types=core_types if len(core_types) > 1 else (),
+        flags_source=flags_source,
     )
 
 

@@ -119,6 +119,16 @@ class NvidiaGpu:
     pci_bus_id: str | None
     persistence_mode: bool | None
 
+    @property
+    def grace_host(self) -> bool:
+        """A GPU NVIDIA pairs only with its Grace CPU (an aarch64 host): GH200, GB200, GB300, GB10."""
+        return bool(self.name and re.search(r"\b(GH200|GB200|GB300|GB10)\b", self.name))
+
+    @property
+    def unified_memory(self) -> bool:
+        """No memory of its own (nvidia-smi says Not Supported): the GB10 shares the host's memory."""
+        return self.memory_mib is None and bool(self.name and re.search(r"\bGB10\b", self.name))
+
 
 def _csv_value(value: str) -> str | None:
     value = value.strip()
@@ -162,6 +172,7 @@ _SMI_ROW = re.compile(
     r"^\|\s+(?P<index>\d+)\s+(?P<name>.+?)\s+(?P<pm>On|Off)\s+\|\s+(?P<bus>[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)"
 )
 _SMI_MEMORY = re.compile(r"(\d+)MiB\s*/\s*(\d+)MiB")
+_SMI_NO_MEMORY = re.compile(r"\|\s*(Not Supported|N/A)\s*\|")
 
 
 def parse_nvidia_smi_table(text: str) -> tuple[NvidiaGpu, ...]:
@@ -174,13 +185,17 @@ def parse_nvidia_smi_table(text: str) -> tuple[NvidiaGpu, ...]:
         if row:
             pending = row.groupdict()
             continue
+        if pending is None:
+            continue
+        # the line under a GPU's row holds its memory: "used / total", or
+        # "Not Supported" on a GPU with no memory of its own (GB10)
         memory = _SMI_MEMORY.search(line)
-        if pending and memory:
+        if memory or _SMI_NO_MEMORY.search(line):
             gpus.append(
                 NvidiaGpu(
                     index=int(pending["index"]),
                     name=pending["name"],
-                    memory_mib=int(memory.group(2)),
+                    memory_mib=int(memory.group(2)) if memory else None,
                     driver_version=driver.group(1) if driver else None,
                     compute_cap=None,
                     pci_bus_id=pending["bus"],

@@ -17,12 +17,30 @@ from armada.parsers.system import OsInfo, parse_os_release
 
 @dataclass(frozen=True)
 class HostFacts:
-    cpu: CpuInfo
+    # None when the snapshot holds no lscpu or /proc/cpuinfo (a GPU-only snapshot)
+    cpu: CpuInfo | None
     memory: MemInfo | None
     os: OsInfo | None
     pci: tuple[PciDevice, ...] = ()
     nvidia_smi: tuple[NvidiaGpu, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def grace_gpu(self) -> str | None:
+        """The GPU's name when NVIDIA pairs it only with a Grace CPU (GH200, GB200, GB300, GB10)."""
+        return next((g.name for g in self.nvidia_smi if g.grace_host), None)
+
+    @property
+    def arch(self) -> str | None:
+        """The CPU architecture: from the CPU's outputs, else implied by a Grace-only GPU."""
+        if self.cpu is not None:
+            return self.cpu.arch
+        return "aarch64" if self.grace_gpu else None
+
+    @property
+    def unified_memory(self) -> bool:
+        """The GPU has no memory of its own and shares the host's (GB10)."""
+        return any(g.unified_memory for g in self.nvidia_smi)
 
     @property
     def pci_gpus(self) -> tuple[PciDevice, ...]:
@@ -56,8 +74,15 @@ def host_facts_from_outputs(outputs: dict[str, str]) -> HostFacts:
     for PCI, the plain ``nvidia-smi.txt`` table for GPUs.
     """
     text = {name: value for name, value in outputs.items() if value and value.strip()}
-    cpu = parse_cpu(text.get("lscpu.txt") or text.get("lscpu.partial.txt"), text.get("cpuinfo.txt"))
+    lscpu, cpuinfo = text.get("lscpu.txt") or text.get("lscpu.partial.txt"), text.get("cpuinfo.txt")
+    gpu_outputs = any(name in text for name in ("nvidia-smi.csv", "nvidia-smi.txt", "pci.txt", "lspci.txt"))
     notes = []
+    if lscpu or cpuinfo or not gpu_outputs:
+        cpu = parse_cpu(lscpu, cpuinfo)
+    else:
+        # a GPU-only snapshot (a GB200 tray's nvidia-smi): GPU decisions need only the GPUs
+        cpu = None
+        notes.append("no lscpu or /proc/cpuinfo output: CPU-dependent decisions are unknown")
     if "meminfo.txt" in text:
         memory = parse_meminfo(text["meminfo.txt"])
     elif "free.txt" in text:

@@ -135,10 +135,17 @@ def fleet_checks(fleet: Fleet):
             yield DataError(name, "armada_control_plane", other, "no such host in the inventory")
 
 
+def preflight(run: RoleRun):
+    """A host whose OS has no apt (Amazon Linux, RHEL: dnf/yum) is refused by name before any change."""
+    if run.profile.os is not None and run.profile.package_manager != "apt":
+        yield DataError(run.host.name, "armada_roles", "base", run.profile.reasons["os_support"])
+
+
 ROLE = Role(
     name="base",
     doc="egress proxy and CA certificates, OS packages, the service user, install and data roots",
     keys=KEYS,
     fleet_checks=fleet_checks,
+    preflight=preflight,
     apply=apply,
 )

@@ -56,17 +56,39 @@ class BuildError(RuntimeError):
 # ------------------------------------------------------------------ pure
 
 
+# aarch64 features vLLM's CPU build compiles for when the builder has them
+# (its cmake reads /proc/cpuinfo: asimddp/asimdhp -> dotprod/fp16, bf16 ->
+# +bf16, i8mm, SVE kernels): a wheel built on a bf16 host uses bf16
+# instructions, so the features are part of an aarch64 build's name.
+BUILD_ISA_AARCH64 = ("asimddp", "asimdhp", "bf16", "i8mm", "sve", "sve2")
+
+
+def build_isa(profile: Profile, arch: str) -> str | None:
+    """The CPU features an aarch64 build is compiled for, as a key part
+    (``bf16.i8mm.sve``...); None on x86_64, whose keys stay as they were."""
+    if arch != "aarch64":
+        return None
+    present = [name for name in BUILD_ISA_AARCH64 if name in profile.cpu_features]
+    return ".".join(present) or "baseline"
+
+
 def build_key(profile: Profile, arch: str, os_release: str, data: Mapping[str, Any]) -> str:
     """The name of one build: builds with the same key are interchangeable.
 
     The OS release is part of it: a wheel links against the builder's glibc
-    and libstdc++, and its Python tag follows the distro's python3.
+    and libstdc++, and its Python tag follows the distro's python3. On
+    aarch64 the CPU features the build compiles for are too: a wheel built
+    on a bf16 host (Graviton3) dies with an illegal instruction on a
+    Neoverse-N1 (Graviton2, Altra), so they never share a key.
     """
     commit = re.sub(r"[^A-Za-z0-9._-]", "_", profile.vllm_git_commit or "")
     recipe = "|".join([profile.vllm_git_url or "", profile.vllm_spec or "", data["vllm_build_requirements"],
                        repr(sorted(data["vllm_build_env"].items()))])
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:8]
     torch = profile.torch_spec.split("==", 1)[-1]
+    isa = build_isa(profile, arch)
+    if isa:
+        arch = f"{arch}-{isa}"
     return f"{arch}-{os_release}-{commit}-torch{torch}-{profile.vllm_target_device}-{digest}"
 
 
@@ -164,7 +186,7 @@ def fleet_builders(run) -> dict[str, str]:
 def host_build_key(host, profile: Profile, data: Mapping[str, Any]) -> str:
     facts = host.get_fact(HostSnapshot)
     release = f"{facts.os.id}{facts.os.version_id}" if facts.os else "unknown"
-    return build_key(profile, facts.cpu.arch, release, data)
+    return build_key(profile, facts.arch or "unknown", release, data)
 
 
 # ------------------------------------------------------- the operations
@@ -213,7 +235,7 @@ def build_operations(host, profile: Profile, data: Mapping[str, Any], key: str, 
         ],
     )
     env = {"VLLM_TARGET_DEVICE": profile.vllm_target_device,
-           "MAX_JOBS": str(build_jobs(facts.cpu.physical_cores or facts.cpu.logical_cpus or 1,
+           "MAX_JOBS": str(build_jobs((facts.cpu.physical_cores or facts.cpu.logical_cpus) if facts.cpu else 1,
                                       facts.memory.total_bytes if facts.memory else None, data["vllm_build_jobs"])),
            **data["vllm_build_env"]}
     server.shell(
