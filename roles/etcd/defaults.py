@@ -13,9 +13,7 @@ from armada.keys import (
     tls_keys,
 )
 
-# the keys NVIDIA Dynamo 1.6 reads and writes in etcd (v1/instances/, v1/mdc/,
-# v1/event_channels/, v1/event_sources/): all the clients' user may touch
-CLIENT_PREFIX = "v1/"
+from armada.commands.etcd import CLIENT_PREFIX
 
 KEYS = (
     Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one",
