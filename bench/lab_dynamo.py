@@ -31,9 +31,12 @@ sys.path.insert(0, ROOT)
 
 from armada.lab import hosts as lab  # noqa: E402
 from armada.lab.assets import MODEL_NAME  # noqa: E402
+from armada.lab.client import API_KEY_SECRET  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 HOST = lab.HOSTS_BY_NAME["armada-serve2"]
+# the lab's vLLM answers only with its API key (Dynamo's frontend has none and ignores it)
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {lab.lab_secret(API_KEY_SECRET)}"}
 BODY = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8,
         "temperature": 0}
 
@@ -57,7 +60,7 @@ def deploy(serving: str, limit: str) -> float:
 
 def completion(port: int, timeout: float = 120) -> int:
     request = urllib.request.Request(f"http://{HOST.address}:{port}/v1/chat/completions",
-                                     data=json.dumps(BODY).encode(), headers={"Content-Type": "application/json"})
+                                     data=json.dumps(BODY).encode(), headers=HEADERS)
     return json.load(urllib.request.urlopen(request, timeout=timeout))["usage"]["completion_tokens"]
 
 
