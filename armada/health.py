@@ -13,14 +13,13 @@ whose engine cannot generate still answers /health with 200).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shlex
 import time
 from dataclasses import asdict, dataclass
 
-from armada.commands.etcd import CLIENT_PREFIX, TOKEN_OF_REPLY, etcd_authenticate, etcd_curl
+from armada.commands.etcd import etcd_curl, etcd_login_body
 from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
 from armada.parsers.torch import parse_distributions, parse_torch_probe
 from armada.profile import Profile
@@ -177,7 +176,8 @@ def etcd_read(host, url: str, password_file: str | None = None, body: dict | Non
     request = json.dumps(body or {"key": "YQ=="})
     read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
     if password_file:
-        script = (f"t=$({etcd_authenticate(url, password_file, user, ca_file)} | {TOKEN_OF_REPLY}); "
+        login = f"{etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}"
+        script = (f"t=$({login} | sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p'); "
                   "[ -n \"$t\" ] || { echo 'authentication refused'; exit 1; }; "
                   f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-")
     else:
@@ -196,8 +196,7 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, shown(health))]
     if data["etcd_client_password_file"]:
         user = data["etcd_client_user"]
-        prefix = base64.b64encode(CLIENT_PREFIX.encode()).decode()
-        ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"], {"key": prefix}, ca_file=ca,
+        ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"], {"key": "djEv"}, ca_file=ca,
                              user=user)
         checks.append(Check(host.name, f"authenticates to etcd {etcd_url} as {user}", ok, seen[-120:]))
     scheme, rest = nats_url.split("://", 1)

@@ -14,8 +14,8 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
-from armada.facts.services import ChangedSinceStart
 from armada.keys import systemd_env_value
+from armada.facts.services import ChangedSinceStart
 
 
 def template_path(role_file: str) -> Callable[[str], str]:
@@ -146,7 +146,7 @@ def service_tls_gaps(service: str, name: str, data: Mapping[str, Any]) -> list[D
             for have, missing in ((cert, key), (key, cert)) if data.get(have) and not data.get(missing)]
 
 
-def client_gaps(service: str, fleet, password_key: str | None = None) -> Iterable[DataError]:
+def client_gaps(service: str, fleet) -> Iterable[DataError]:
     """A host using another host's ``service`` (nats or etcd) that needs a
     password must have that password too, and the CA of one that speaks TLS."""
     for name, data in fleet.hosts:
@@ -158,8 +158,11 @@ def client_gaps(service: str, fleet, password_key: str | None = None) -> Iterabl
         if cp[f"{service}_tls_cert_file"] and not data[key]:
             yield DataError(name, key, None, f"{cp_name}'s {service} speaks TLS: set {key} to the path of the CA "
                             "file (on this host) its certificate is checked against")
-        # ``password_key``: the clients' own password file, when it is not the service's (etcd's)
-        key = password_key or f"{service}_password_file"
+        # etcd's clients log in as etcd_client_user (never root): its password file on both hosts
+        key = "etcd_client_password_file" if service == "etcd" else f"{service}_password_file"
         if cp[f"{service}_password_file"] and not data[key]:
             yield DataError(name, key, None, f"{cp_name}'s {service} requires a password: set {key} to the path "
                             "of that password's file on this host")
+        elif service == "etcd" and cp["etcd_password_file"] and not cp[key]:
+            yield DataError(cp_name, key, None, f"{name} uses this host's etcd, which requires a password: set "
+                            f"{key} (the password of etcd_client_user, which armada creates)")

@@ -8,11 +8,6 @@ import json
 import shlex
 
 ETCD_CURL = "curl -sS --max-time 20 --noproxy '*' -X POST"
-# the keys NVIDIA Dynamo 1.6 reads and writes in etcd (v1/instances/, v1/mdc/,
-# v1/event_channels/, v1/event_sources/): all etcd's clients' user may touch
-CLIENT_PREFIX = "v1/"
-# the token in etcd's answer to a login (empty when it refused)
-TOKEN_OF_REPLY = "sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p'"
 
 
 def etcd_curl(ca_file: str | None = None) -> str:
@@ -28,14 +23,6 @@ def etcd_login_body(password_file: str, user: str = "root") -> str:
     return f"printf '{{\"name\":\"{user}\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\""
 
 
-def etcd_authenticate(url: str, password_file: str, user: str = "root", ca_file: str | None = None) -> str:
-    """Shell that logs ``user`` in to the etcd at ``url`` with the password in
-    ``password_file`` (through curl's stdin) and prints etcd's answer: a
-    token, or why it refused."""
-    return f"{etcd_login_body(password_file, user)} | {etcd_curl(ca_file)} -d @- " \
-           f"{shlex.quote(url.rstrip('/') + '/v3/auth/authenticate')}"
-
-
 def _fail_closed(base: str, curl: str, cacert: str, wait_s: int) -> list[str]:
     """The start of every auth script: stop with the reason (exit 1) as soon
     as a step fails, and wait for etcd to answer /health first."""
@@ -48,10 +35,11 @@ def _fail_closed(base: str, curl: str, cacert: str, wait_s: int) -> list[str]:
     ]
 
 
-def _root_token(base: str, password_file: str, ca_file: str | None) -> list[str]:
+def _root_token(base: str, curl: str, password_file: str) -> list[str]:
     """Log in as root into $token, or fail naming the password file."""
     return [
-        f"token=$({etcd_authenticate(base, password_file, ca_file=ca_file)} | {TOKEN_OF_REPLY})",
+        f"token=$({etcd_login_body(password_file)} | {curl} -d @- {shlex.quote(base + '/v3/auth/authenticate')} "
+        "| sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p')",
         f"[ -n \"$token\" ] || fail {shlex.quote(f'etcd refused root with the password in {password_file}')}",
     ]
 
@@ -82,7 +70,7 @@ def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root
         # auth is on only if anonymous reads are now refused and root gets in with the file's password
         f"state=$({curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(base + '/v3/kv/range')})",
         'case "$state" in *"user name is empty"*) ;; *) fail "etcd still answers anonymous reads: $state";; esac',
-        *_root_token(base, password_file, ca_file),
+        *_root_token(base, curl, password_file),
         'echo "etcd auth enabled"',
     ])
 
@@ -104,7 +92,7 @@ def etcd_client_user_script(endpoint: str, root_password_file: str, user: str, p
     grant = json.dumps({"name": user, "perm": {"permType": "READWRITE", "key": key, "range_end": range_end}})
     return "\n".join([
         *_fail_closed(base, curl, cacert, wait_s),
-        *_root_token(base, root_password_file, ca_file),
+        *_root_token(base, curl, root_password_file),
         f"out=$({auth} -d {shlex.quote(json.dumps({'name': user}))} {shlex.quote(base + '/v3/auth/role/add')}) "
         '|| fail "etcd role add: $out"',
         'answered "$out" || case "$out" in *"already exists"*) ;; *) fail "etcd role add: $out";; esac',
@@ -117,7 +105,7 @@ def etcd_client_user_script(endpoint: str, root_password_file: str, user: str, p
         '&& answered "$out" || fail "etcd user password: $out";; *) fail "etcd user add: $out";; esac; fi',
         f"out=$({auth} -d {shlex.quote(json.dumps({'user': user, 'role': user}))} "
         f"{shlex.quote(base + '/v3/auth/user/grant')}) && answered \"$out\" || fail \"etcd user grant: $out\"",
-        f"t=$({etcd_authenticate(base, password_file, user, ca_file)})",
+        f"t=$({etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(base + '/v3/auth/authenticate')})",
         f"case \"$t\" in *'\"token\"'*) ;; *) fail \"etcd refused {user} after it was set up: $t\";; esac",
         f'echo "etcd user {user}: readwrite on {prefix} only"',
     ])

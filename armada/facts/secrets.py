@@ -6,7 +6,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from armada.commands.etcd import etcd_authenticate, etcd_curl
+from armada.commands.etcd import etcd_curl, etcd_login_body
 from armada.commands.secrets import pem_file_command, secret_file_command
 from armada.parsers.secrets import etcd_auth_state, secret_file_problem
 
@@ -39,7 +39,8 @@ class EtcdLogin(FactBase):
     what etcd said. The token stays on the host."""
 
     def command(self, endpoint: str, user: str, password_file: str, ca_file: str | None = None):
-        login = etcd_authenticate(endpoint, password_file, user, ca_file)
+        url = shlex.quote(endpoint.rstrip("/") + "/v3/auth/authenticate")
+        login = f"{etcd_login_body(password_file, user)} | {etcd_curl(ca_file)} -d @- {url}"
         return f"out=$({login} 2>&1); case \"$out\" in *'\"token\"'*) echo ok;; *) echo \"$out\";; esac"
 
     def process(self, output):

@@ -10,8 +10,8 @@ from pyinfra.operations import apt, files, server
 
 from armada.commands.etcd import etcd_client_user_script, etcd_enable_auth_script
 from armada.errors import DataError
-from armada.facts.secrets import EtcdAuth, EtcdLogin
 from armada.hardening import unit_hardening
+from armada.facts.secrets import EtcdAuth, EtcdLogin
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import (
     client_gaps,
@@ -135,8 +135,7 @@ def checks(name: str, data):
 
 
 def fleet_checks(fleet: Fleet):
-    """A cluster's group exists; a client of another host's etcd has its CA and the clients' password
-    (etcd_client_user's, never root's), which the etcd host has too: it creates that user."""
+    """A cluster's group exists; a client of another host's etcd has its password and CA."""
     for name, data in fleet.hosts:
         group = data["etcd_cluster_group"]
         if group and not fleet.groups.get(group):
@@ -147,14 +146,7 @@ def fleet_checks(fleet: Fleet):
                             "other: set etcd_tls_cert_file, etcd_tls_key_file and etcd_tls_ca_file (peers then speak "
                             "TLS and check each other's certificate), or (an isolated, trusted network only) "
                             "armada_insecure_open_endpoints: true")
-    yield from client_gaps("etcd", fleet, password_key="etcd_client_password_file")
-    for name, data in fleet.hosts:
-        other = fleet.control_plane(name, data)
-        if other and other[1]["etcd_password_file"] and data["etcd_client_password_file"] \
-                and not other[1]["etcd_client_password_file"]:
-            yield DataError(other[0], "etcd_client_password_file", None, f"{name} uses this host's etcd, which "
-                            "requires a password: set etcd_client_password_file (the password of etcd_client_user, "
-                            "which armada creates)")
+    yield from client_gaps("etcd", fleet)
 
 
 ROLE = Role(

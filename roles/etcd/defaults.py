@@ -13,7 +13,9 @@ from armada.keys import (
     tls_keys,
 )
 
-from armada.commands.etcd import CLIENT_PREFIX
+# the keys NVIDIA Dynamo 1.6 reads and writes in etcd (v1/instances/, v1/mdc/,
+# v1/event_channels/, v1/event_sources/): all the clients' user may touch
+CLIENT_PREFIX = "v1/"
 
 KEYS = (
     Key("etcd_listen", str, "127.0.0.1", "Address clients connect to; loopback unless other hosts use this one",
