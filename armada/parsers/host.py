@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from armada.parsers.cpu import CpuInfo, MemInfo, parse_cpu, parse_free, parse_meminfo
 from armada.parsers.gpu import (NVIDIA_DEVICE_NAMES, NvidiaGpu, PciDevice, parse_lspci, parse_nvidia_smi_csv,
                                 parse_nvidia_smi_table, parse_pci)
-from armada.parsers.system import OsInfo, parse_os_release
+from armada.parsers.system import OsInfo, Runtime, host_runtime, parse_os_release
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class HostFacts:
     pci: tuple[PciDevice, ...] = ()
     nvidia_smi: tuple[NvidiaGpu, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    runtime: Runtime = Runtime(None, None, "not known")
 
     @property
     def grace_gpu(self) -> str | None:
@@ -105,4 +106,5 @@ def host_facts_from_outputs(outputs: dict[str, str]) -> HostFacts:
         smi = parse_nvidia_smi_table(text["nvidia-smi.txt"])
     else:
         smi = ()
-    return HostFacts(cpu=cpu, memory=memory, os=os_info, pci=pci, nvidia_smi=smi, notes=tuple(notes))
+    runtime = host_runtime(text.get("python3.txt"), text.get("glibc.txt"), os_info)
+    return HostFacts(cpu=cpu, memory=memory, os=os_info, pci=pci, nvidia_smi=smi, notes=tuple(notes), runtime=runtime)

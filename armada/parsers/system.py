@@ -61,3 +61,53 @@ def parse_os_release(text: str) -> OsInfo:
         codename=codename,
         pretty_name=values.get("PRETTY_NAME"),
     )
+
+
+# The python3 and glibc each apt release ships (the venvs are made with the distro's python3)
+DISTRO_RUNTIME: dict[tuple[str, str], tuple[str, str]] = {
+    ("debian", "11"): ("3.9", "2.31"),
+    ("debian", "12"): ("3.11", "2.36"),
+    ("debian", "13"): ("3.13", "2.41"),
+    ("ubuntu", "20.04"): ("3.8", "2.31"),
+    ("ubuntu", "22.04"): ("3.10", "2.35"),
+    ("ubuntu", "24.04"): ("3.12", "2.39"),
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The host's python3 (major.minor) and glibc versions, None when not known, and where they were read."""
+    python: str | None
+    glibc: str | None
+    source: str
+
+
+def parse_python_version(text: str | None) -> str | None:
+    """``python3 --version`` ("Python 3.11.2") -> "3.11"."""
+    for word in (text or "").split():
+        parts = word.split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            return f"{parts[0]}.{parts[1]}"
+    return None
+
+
+def parse_glibc_version(text: str | None) -> str | None:
+    """``getconf GNU_LIBC_VERSION`` ("glibc 2.36") or ``ldd --version``'s first line
+    ("ldd (Debian GLIBC 2.36-9+deb12u9) 2.36") -> "2.36"; None for another libc (musl)."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    if "glibc" not in line.lower() and "gnu libc" not in line.lower():
+        return None
+    words = [w for w in line.replace("-", " ").split() if w.count(".") >= 1 and w.split(".")[0].isdigit()]
+    return ".".join(words[-1].split(".")[:2]) if words else None
+
+
+def host_runtime(python_output: str | None, glibc_output: str | None, os_info: OsInfo | None) -> Runtime:
+    """The host's python3 and glibc: read from the host, else the versions its OS release ships."""
+    python, glibc = parse_python_version(python_output), parse_glibc_version(glibc_output)
+    if python and glibc:
+        return Runtime(python, glibc, "read on the host")
+    shipped = DISTRO_RUNTIME.get((os_info.id, os_info.version_id or "")) if os_info else None
+    if shipped:
+        source = "read on the host" if python or glibc else f"what {os_info.id} {os_info.version_id} ships"
+        return Runtime(python or shipped[0], glibc or shipped[1], source)
+    return Runtime(python, glibc, "read on the host" if python or glibc else "not known")

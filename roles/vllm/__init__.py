@@ -24,25 +24,34 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.command import QuoteString, StringCommand
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.facts.files import File
 from pyinfra.operations import files, pip, python, server
 
 from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
+from armada.commands.vllm import smoke_command
 from armada.errors import DataError
 from armada.facts.torch import VenvDistributions, VenvTorch
 from armada.masking import mask_url
 from armada.parsers.torch import parse_distributions, parse_torch_probe
+from armada.parsers.vllm import smoke_result
 from armada.paths import shared
 from armada.profile import Profile
 from armada.role import Role, RoleRun
 from armada.role_support import run_quiet
-from armada.serving import dynamo_extras, dynamo_spec, needs_install, torch_problem, venv_path
+from armada.serving import current_link, dynamo_extras, dynamo_spec, needs_install, torch_problem, venv_path
 from roles.vllm import build
 from roles.vllm.defaults import KEYS
 
 INSTALLER = "armada-pip-install.py"
+# written into an install when its smoke test passed (what it ran and measured); absent: not passed
+SMOKE_RECORD = "armada-smoke-passed"
 
 
 class TorchGuardError(RuntimeError):
+    pass
+
+
+class SmokeTestError(RuntimeError):
     pass
 
 
@@ -62,6 +71,31 @@ def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
         where = f" at {build.path}" if build and build.path else ""
         raise TorchGuardError(f"{host.name}: torch guard: {problem} (torch from {source}{where}, venv {venv})")
     return f"torch guard: ok, torch {build.version} cuda={build.cuda} gpus={build.device_count}"
+
+
+def smoke_test(host, venv: str, profile: Profile, current: str) -> str:
+    """Run one op of the install's compiled vLLM kernels on the host, before it may serve; fail,
+    naming what went wrong and what keeps serving, when it crashes (an illegal instruction above
+    all), raises or computes a wrong result. Runs at execution time (through python.call): a host
+    whose new install fails stops here, before the flip, and keeps serving its current install."""
+    record = f"{venv}/{SMOKE_RECORD}"
+    _, output = run_quiet(host, smoke_command(f"{venv}/bin/python", profile.dtype))
+    result = smoke_result(output)
+    if not result.ok:
+        run_quiet(host, f"rm -f {shlex.quote(record)}")
+        _, serving = run_quiet(host, f"readlink {shlex.quote(current)}", with_stderr=False)
+        keeps = f"{serving} keeps serving" if serving else "nothing was serving"
+        way_out = ""
+        if result.illegal_instruction:
+            way_out = ("; build vLLM on a host of this CPU kind: vllm_strategy: source" if profile.vllm_strategy != "source"
+                       else "; the build's key names the CPU features it was built for: remove that wheel from the "
+                       "wheelhouse's builds/ and build again")
+        raise SmokeTestError(f"{host.name}: smoke test of {venv} failed: {result.detail}; "
+                             f"not switched to it, {keeps}{way_out}")
+    written, why = run_quiet(host, f"printf '%s\\n' {shlex.quote(result.detail)} > {shlex.quote(record)}")
+    if not written:
+        raise SmokeTestError(f"{host.name}: smoke test of {venv} passed but its record was not written: {why}")
+    return f"smoke test: ok, {result.detail}"
 
 
 def _pip_source_args(profile: Profile, find_links: str | None, for_torch: bool) -> list[QuoteString]:
@@ -155,6 +189,9 @@ def apply(run: RoleRun):
         installed = True
     if installed:
         python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
+    if installed or not host.get_fact(File, path=f"{venv}/{SMOKE_RECORD}"):
+        python.call(name="smoke test: vLLM's compiled kernels run one op", function=smoke_test, host=host, venv=venv,
+                    profile=profile, current=current_link(data))
 
 
 def companion_packages(data: dict) -> list[str]:

@@ -55,6 +55,9 @@ def vllm(host):
     assert version.strip() == "0.32.0", version
     pip_list = host.check_output(f"{installs[0]}/bin/pip freeze --all")
     assert not re.search(r"^nvidia-", pip_list, re.M) and "torchvision" not in pip_list
+    # its smoke test ran vLLM's compiled rms_norm before the flip, and recorded what it measured
+    smoke = host.file(installs[0] + "/armada-smoke-passed").content_string
+    assert re.fullmatch(r"vLLM 0\.32\.0 rms_norm on cpu in (bfloat16|float32): max error \S+\n", smoke), smoke
     return installs[0]
 
 
