@@ -56,6 +56,11 @@ def test_a_crash_by_another_signal_and_a_timeout():
     assert "no exit status" in smoke_result("Traceback ...\n").detail
 
 
+def test_the_lab_vllm_passes():
+    result = smoke_result(fixture("passed-lab-x86-vllm-cpu-0.32.0.txt"))
+    assert result.ok and result.detail == "vLLM 0.32.0 rms_norm on cpu in bfloat16: max error 0.006"
+
+
 PASSED = ('{"vllm": "0.31.0", "torch": "2.13.0+cpu", "device": "cpu", "dtype": "%s", "op": "rms_norm", '
           '"max_error": %s, "scale": 3.9}\narmada-smoke-exit=0\n')
 
