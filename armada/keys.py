@@ -219,6 +219,13 @@ def model_id(value: str) -> str | None:
     return "must look like 'org/name' (letters, digits and . _ -, no '..')"
 
 
+def glob_pattern(value: str) -> str | None:
+    """A file name pattern (fnmatch) inside a model repository: plain characters and * ? only."""
+    if re.fullmatch(r"[A-Za-z0-9._/*?-]{1,200}", value) and ".." not in value and not value.startswith("/"):
+        return None
+    return "must be a relative file pattern of letters, digits and . _ / * ? - (no '..')"
+
+
 def env_name(value: str) -> str | None:
     return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value) else "must be an environment variable name"
 

@@ -81,6 +81,7 @@ LAB_ORDER = (
     "test_lab_faults",
     "test_lab_tls",
     "test_lab_build",
+    "test_lab_hub",
     # --- below: modules that leave hosts changed or new
     "test_lab_upgrade",
     "test_lab_dynamo",

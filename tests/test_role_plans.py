@@ -166,13 +166,31 @@ def test_vllm_refuses_a_venv_holding_the_wrong_torch():
         plan(role("vllm"), SERVING, cuda)
 
 
-def test_model_pulls_once():
-    first = plan(role("model"), SERVING)
-    pull = first.op("pull org/tiny from the hub")
-    assert pull.runs("snapshot_download(repo_id=") and pull.runs("org/tiny") and pull.runs("/var/lib/armada/models/org--tiny")
-
-    there = {File: lambda path, **_: {"size": 1} if path.endswith("/config.json") else None}
-    assert "pull org/tiny from the hub" not in plan(role("model"), SERVING, {**after(first), **there}).changing()
+def test_model_pulls_with_the_hosts_python3_until_complete():
+    data = {**SERVING, "model_hub_token_file": "/etc/armada/secrets/hub-token",
+            "model_hub_endpoint": "https://hub:pw@mirror.example/hf"}
+    first = plan(role("model"), data)
+    name = "pull org/tiny@main from https://hub:***@mirror.example/hf"
+    pull = first.op(name)
+    # no venv needed: a fresh host pulls with its own python3 (issue 18: `current` does not exist yet)
+    assert pull.runs("python3 /opt/armada/bin/armada-hub-pull.py") and "vllm/current" not in " ".join(pull.commands)
+    for arg in ("--repo=org/tiny", "--revision=main", "--dest=/var/lib/armada/models/org--tiny",
+                "--token-file=/etc/armada/secrets/hub-token", "--env-file=/etc/armada/egress.env"):
+        assert pull.runs(arg), arg
+    # sent as it is, printed masked (pyinfra prints a StringCommand's masked value)
+    assert pull.runs("--endpoint=https://hub:pw@mirror.example/hf")
+    assert "--endpoint=https://hub:***@mirror.example/hf" in pull.raw[0].get_masked_value()
+    assert "pw@" not in pull.raw[0].get_masked_value()
+    assert {"hub pull tool", "hub pull tool: env file parser"} <= set(first.changing())
+    marker = next(a.split("=", 1)[1] for a in pull.commands[0].split() if a.startswith("--marker="))
+    # a config.json alone is not a complete pull; the marker of this request is
+    config_only = {File: lambda path, **_: {"size": 1} if path.endswith("/config.json") else None}
+    assert name in plan(role("model"), data, {**after(first), **config_only}).changing()
+    done = {File: lambda path, **_: {"size": 1} if path.endswith("/" + marker) else None}
+    assert plan(role("model"), data, {**after(first), **done}).changing() == []
+    # another revision asked: pulled again
+    assert "pull org/tiny@0123abc from https://hub:***@mirror.example/hf" in plan(
+        role("model"), {**data, "model_revision": "0123abc"}, {**after(first), **done}).changing()
 
 
 def test_vllm_service():

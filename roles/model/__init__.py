@@ -1,24 +1,34 @@
 """The model role: the model's files on the host, in ``model_cache_dir``.
 
 A ``model_path`` folder on the control machine is synced to the host; a
-``model_id`` is pulled from the hub into the cache with the vLLM venv's
-huggingface_hub (skipped once its config.json is there). The cache is never
-deleted by armada.
+``model_id`` is pulled from the hub (``model_hub_endpoint``: Hugging Face or a
+mirror) by files/armada-hub-pull.py with the host's own python3, so a fresh
+host needs no venv for it: resumable, every file checked against the hub's
+sizes and hashes, and marked complete only then (a pull that was stopped is
+resumed by the next run; a complete one is not pulled again). The cache is
+never deleted by armada.
 """
 
+import hashlib
 import inspect
+import json
 import os
 import shlex
+from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.command import QuoteString, StringCommand
+from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.facts.files import Directory, File
 from pyinfra.operations import files, server
 
 from armada import envfile
 from armada.errors import DataError
 from armada.facts.disk import FreeSpace
+from armada.masking import mask_url
 from armada.parsers.disk import disk_problem
+from armada.paths import shared
 from armada.role import Role, RoleRun
 from armada.serving import model_bytes, model_dir, model_name
 from roles.model.defaults import KEYS
@@ -63,31 +73,60 @@ def apply(run: RoleRun):
             delete=True,
         )
         return
-    if host.get_fact(File, path=f"{target}/config.json"):
+    marker = pull_marker(data)
+    if host.get_fact(File, path=f"{target}/{marker}"):
         return
     files.directory(name=f"model dir {model_name(data)}", path=target, user=user, group=user, mode="755")
-    python = f"{data['armada_root']}/vllm/current/bin/python"
+    tools = f"{data['armada_root']}/bin"
+    files.directory(name="hub pull tool dir", path=tools, mode="755")
+    files.put(name="hub pull tool", src=shared(f"files/{PULL_TOOL}"), dest=f"{tools}/{PULL_TOOL}", mode="755")
+    # the tool reads egress.env with armada's own parser (as data, never sourced by a shell)
+    files.put(name="hub pull tool: env file parser", src=inspect_source(envfile), dest=f"{tools}/armada_envfile.py",
+              mode="644")
     server.shell(
-        name=f"pull {data['model_id']} from the hub",
-        commands=[f"{shlex.quote(python)} -c {shlex.quote(pull_script(data, target))} "
-                  f"&& chown -R {user}:{user} {shlex.quote(target)}"],
+        name=f"pull {data['model_id']}@{data['model_revision']} from {mask_url(data['model_hub_endpoint'])}",
+        commands=[StringCommand(*pull_command(data, f"{tools}/{PULL_TOOL}", target, marker), "&&", "chown", "-R",
+                                f"{user}:{user}", shlex.quote(target))],
     )
 
 
-def pull_script(data, target: str) -> str:
-    """The Python the host runs to pull a hub model: egress.env read as data
-    (never sourced by a shell), a gated model's token read from its file
-    (never on a command line), values as Python literals."""
-    return (
-        inspect.getsource(envfile.parse) + "\n"
-        "import os\n"
-        f"with open({data['armada_config_dir'] + '/egress.env'!r}) as handle:\n"
-        "    os.environ.update(parse(handle.read()))\n"
-        + (f"with open({data['model_hub_token_file']!r}) as handle:\n"
-           "    os.environ['HF_TOKEN'] = handle.read().strip()\n" if data["model_hub_token_file"] else "")
-        + "from huggingface_hub import snapshot_download\n"
-        f"snapshot_download(repo_id={data['model_id']!r}, local_dir={target!r})\n"
-    )
+PULL_TOOL = "armada-hub-pull.py"
+
+
+def pull_marker(data) -> str:
+    """The file a complete pull writes into the model's folder, named for what was asked (repository,
+    revision, endpoint, exclusions): asking for another revision pulls again."""
+    asked = json.dumps([data["model_id"], data["model_revision"], data["model_hub_endpoint"],
+                        sorted(data["model_hub_exclude"])])
+    return ".armada-pulled-" + hashlib.sha256(asked.encode()).hexdigest()[:12]
+
+
+def pull_command(data, tool: str, target: str, marker: str) -> list:
+    """The pull's arguments, each shell-quoted; the endpoint printed with any password masked.
+    The token stays in its file: only the file's path is an argument."""
+    endpoint = data["model_hub_endpoint"]
+    args = ["python3", shlex.quote(tool),
+            QuoteString(HiddenValue(f"--endpoint={endpoint}", masked_value=f"--endpoint={mask_url(endpoint)}")),
+            shlex.quote(f"--repo={data['model_id']}"), shlex.quote(f"--revision={data['model_revision']}"),
+            shlex.quote(f"--dest={target}"), shlex.quote(f"--marker={marker}"),
+            shlex.quote(f"--env-file={data['armada_config_dir']}/egress.env")]
+    if data["model_hub_token_file"]:
+        args.append(shlex.quote(f"--token-file={data['model_hub_token_file']}"))
+    args += [shlex.quote(f"--exclude={pattern}") for pattern in data["model_hub_exclude"]]
+    return args
+
+
+def inspect_source(module):
+    """A module's source as a file to upload."""
+    return StringIO(inspect.getsource(module))
+
+
+def urls(data, _profile) -> list[tuple[str, str]]:
+    """The hub's answer for the asked revision (a gated model answers 401 without the token: reachable)."""
+    if not data["model_id"] or data["model_path"]:
+        return []
+    return [("model_hub_endpoint", f"{data['model_hub_endpoint'].rstrip('/')}/api/models/{data['model_id']}/revision/"
+                                   f"{data['model_revision']}")]
 
 
 ROLE = Role(
@@ -96,5 +135,6 @@ ROLE = Role(
     keys=KEYS,
     checks=checks,
     preflight=preflight,
+    urls=urls,
     apply=apply,
 )

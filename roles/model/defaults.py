@@ -2,7 +2,8 @@
 
 import os
 
-from armada.keys import SECRET, Key, absolute_path, at_least, local_path, model_id, name, secret_path
+from armada.keys import (SECRET, Key, absolute_path, at_least, git_ref, glob_pattern, list_of, local_path, model_id, name,
+                         secret_path, url)
 
 
 def _local_folder(value: str) -> str | None:
@@ -23,6 +24,12 @@ KEYS = (
         check=_local_folder),
     Key("model_id", str, None, "Hugging Face hub id pulled into model_cache_dir on the host", nullable=True,
         check=model_id),
+    Key("model_revision", str, "main", "Branch, tag or commit of model_id pulled (a pulled revision is not pulled "
+        "again: pin a commit to move to another one)", check=git_ref),
+    Key("model_hub_endpoint", str, "https://huggingface.co", "The hub model_id is pulled from: Hugging Face, or an "
+        "enterprise mirror of it (what huggingface_hub calls HF_ENDPOINT)", check=lambda v: url(v, ("http", "https"))),
+    Key("model_hub_exclude", list, [], "File patterns of the model repository not pulled (e.g. 'original/*', "
+        "'*.pth': a repository's duplicate weights)", check=list_of(glob_pattern, "a file pattern")),
     Key("model_name", str, None, "Name the server answers to (--served-model-name) and its folder in "
         "model_cache_dir; default: the folder or hub id", nullable=True, check=name),
     Key("model_size_gib", float, None, "Weights size, when known ahead; model_path folders are measured instead",
