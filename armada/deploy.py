@@ -149,9 +149,10 @@ def collect_health(run: RoleRun) -> list[health.Check]:
     return [check for one in registry.selected(run.data) if one.health for check in one.health(run)]
 
 
-def run_health_checks(run: RoleRun) -> None:
-    """Health of one host after the run (called through python.call)."""
-    checks = collect_health(run)
+def run_health_checks(run: RoleRun, first: tuple[health.Check, ...] = ()) -> None:
+    """Health of one host after the run (called through python.call); ``first``: what the
+    deploy itself has to report (a rollback's decision), listed before the roles' checks."""
+    checks = [*first, *collect_health(run)]
     health.write_report(run.data["armada_health_report"], run.host.name, checks)
     print(f"\n--> Health of {run.host.name}\n{health.render_table(checks)}\n", flush=True)
     failed = [c for c in checks if not c.ok]
@@ -160,8 +161,8 @@ def run_health_checks(run: RoleRun) -> None:
                            + "; ".join(f"{c.check} (seen: {c.seen[-160:]})" for c in failed))
 
 
-def schedule_health_checks(run: RoleRun) -> None:
-    python.call(name=HEALTH_OP, function=run_health_checks, run=run)
+def schedule_health_checks(run: RoleRun, first: tuple[health.Check, ...] = ()) -> None:
+    python.call(name=HEALTH_OP, function=run_health_checks, run=run, first=first)
 
 
 def apply_roles(run: RoleRun, build_only: bool = False) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from io import StringIO
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -20,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import Link
+from pyinfra.facts.files import Directory, FileContents, Link
 from pyinfra.operations import files, systemd
 
 from armada.errors import DataError
@@ -181,13 +182,52 @@ def installs_to_prune(installs: list[str], keep: set[str], count: int) -> list[s
             kept.append(path)
     return [path for path in installs if path not in kept]
 
+def flip_record_path(data: Mapping[str, Any]) -> str:
+    """The last flip: which install it replaced, which it made serve, for which rollout (JSON)."""
+    return f"{data['armada_root']}/vllm/last-flip.json"
+
+
 def flip_install(data: dict, install: str):
-    """Point ``current`` at ``install``, remembering what served in ``previous`` (for a rollback)."""
+    """Point ``current`` at ``install``, remembering what served in ``previous`` and, before the link
+    moves, the flip itself in last-flip.json (a run stopped in between leaves a record whose install
+    does not serve: a rollback then has nothing to undo)."""
     current, previous = current_link(data), previous_link(data)
     serving = (host.get_fact(Link, path=current) or {}).get("link_target")
     if serving and serving != install:
         files.link(name="previous vLLM install", path=previous, target=serving)
+    if serving != install:
+        record = {"rollout": data["armada_rollout_id"], "from": serving, "to": install}
+        files.put(name="flip record", src=StringIO(json.dumps(record) + "\n"), dest=flip_record_path(data), mode="644")
     return files.link(name="current vLLM install", path=current, target=install)
+
+
+def parse_flip_record(lines: list[str] | None) -> dict | None:
+    """last-flip.json's lines (pyinfra's FileContents) -> the record; None when absent or unreadable."""
+    try:
+        record = json.loads("\n".join(lines)) if lines else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("to") else None
+
+
+def rollback_decision(record: dict | None, serving: str | None, rollout: str | None,
+                      previous_exists: bool) -> tuple[str | None, str]:
+    """(the install to return to, or None, and why) for a rollback (pure). Only a flip that is still
+    what serves is undone, only one of ``rollout`` when given, and only to an install still there:
+    a second rollback, a host this rollout never flipped and a first install all stay as they are."""
+    if record is None:
+        return None, "no flip recorded on this host: nothing to roll back to, left as it is"
+    if serving != record["to"]:
+        return None, (f"the last flip (to {record['to']}) is not what serves ({serving or 'nothing'}): already "
+                      "rolled back, or it never completed; left as it is")
+    if rollout and record.get("rollout") != rollout:
+        return None, (f"this rollout ({rollout}) did not flip this host (its last flip: "
+                      f"{record.get('rollout') or 'a plain deploy'}): it serves what it served, left as it is")
+    if not record.get("from"):
+        return None, f"{record['to']} was this host's first install: nothing to roll back to, left as it is"
+    if not previous_exists:
+        return None, f"{record['from']}, which served before the flip, is gone: nothing to roll back to"
+    return record["from"], f"rolled back from {record['to']} to {record['from']}"
 
 
 def prune_installs(data: dict, install: str) -> None:
@@ -200,20 +240,26 @@ def prune_installs(data: dict, install: str) -> None:
         files.directory(name=f"prune old vLLM install {old.rsplit('/', 1)[-1]}", path=old, present=False)
 
 @deploy("armada vllm rollback")
-def rollback(run):
-    """Point ``current`` back at ``previous`` (swapping them) and restart what serves.
-    ``run``: the host's armada.role.RoleRun."""
+def rollback(run) -> str:
+    """Undo the host's last flip (of ``armada_rollout_id`` when set): ``current`` back to the install
+    it replaced, restart what serves. Where there is nothing to undo, nothing changes; either way
+    the decision is returned (the health report shows it). ``run``: the host's armada.role.RoleRun."""
     data = run.data
     current, previous = current_link(data), previous_link(data)
     serving = (host.get_fact(Link, path=current) or {}).get("link_target")
-    before = (host.get_fact(Link, path=previous) or {}).get("link_target")
-    if not before:
-        raise ValueError(f"{host.name}: no previous vLLM install to roll back to ({previous} is missing)")
-    files.link(name="current vLLM install -> previous", path=current, target=before)
-    if serving:
-        files.link(name="previous vLLM install -> the one rolled back", path=previous, target=serving)
+    record = parse_flip_record(host.get_fact(FileContents, path=flip_record_path(data)))
+    before = record.get("from") if record else None
+    target, why = rollback_decision(record, serving, data["armada_rollout_id"],
+                                    bool(before and host.get_fact(Directory, path=before)))
+    if target is None:
+        return why
+    files.put(name="flip record: rolled back", src=StringIO(json.dumps({**record, "rolled_back": True}) + "\n"),
+              dest=flip_record_path(data), mode="644")
+    files.link(name="current vLLM install -> the one the flip replaced", path=current, target=target)
+    files.link(name="previous vLLM install -> the one rolled back", path=previous, target=serving)
     for unit in serving_units(host.name, run.profile, data):
         systemd.service(name=f"{unit}: restart on the previous install", service=unit, running=True, restarted=True)
+    return why
 
 
 def serving_units(host_name: str, profile: Profile, data: dict) -> list[str]:

@@ -5,9 +5,11 @@ deploy left (nothing runs), and a data change (only what it touches runs).
 A role change is caught here in seconds; the lab runs the same roles for real.
 """
 
+import json
+
 import pytest
 from conftest import fixture_text
-from pyinfra.facts.files import File, Link
+from pyinfra.facts.files import Directory, File, FileContents, Link
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from roleplan import after, plan, with_files
 
@@ -18,7 +20,7 @@ from armada.facts.system import DpkgInterrupted, OsRelease
 from armada.facts.torch import VenvDistributions, VenvTorch, VllmInstalls
 from armada.parsers.system import parse_os_release
 from armada.parsers.torch import parse_torch_probe
-from armada.serving import rollback
+from armada.serving import rollback, rollback_decision
 from roles.vllm import SMOKE_RECORD
 
 CPU_TORCH = parse_torch_probe(fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json"))
@@ -210,15 +212,54 @@ def test_vllm_service():
         upgraded.changing())
 
 
-def test_rollback_swaps_current_and_previous():
-    links = {"/opt/armada/vllm/current": "/opt/armada/vllm/new", "/opt/armada/vllm/previous": "/opt/armada/vllm/old"}
+def rollback_plan(record, current="/opt/armada/vllm/new", data=None, there=("/opt/armada/vllm/old",)):
+    links = {"/opt/armada/vllm/current": current, "/opt/armada/vllm/previous": "/opt/armada/vllm/old"}
     facts = {Link: lambda path, **_: {"link_target": links[path]} if path in links else None,
+             FileContents: lambda path, **_: [json.dumps(record)] if record and path.endswith("last-flip.json") else None,
+             Directory: lambda path, **_: {"mode": 755} if path in there else None,
              SystemdStatus: {"armada-vllm.service": True}}
+    return plan(role("vllm_service"), {**SERVING, **(data or {})}, facts, apply=rollback)
 
-    planned = plan(role("vllm_service"), SERVING, facts, apply=rollback)
-    assert planned.op("current vLLM install -> previous").runs("ln -s /opt/armada/vllm/old /opt/armada/vllm/current")
+
+def test_rollback_returns_to_the_install_the_flip_replaced():
+    planned = rollback_plan({"rollout": "r1", "from": "/opt/armada/vllm/old", "to": "/opt/armada/vllm/new"})
+    assert planned.op("current vLLM install -> the one the flip replaced").runs(
+        "ln -s /opt/armada/vllm/old /opt/armada/vllm/current")
     assert planned.op("previous vLLM install -> the one rolled back").runs("/opt/armada/vllm/new")
     assert planned.op("armada-vllm.service: restart on the previous install").runs("systemctl restart")
+    assert "flip record: rolled back" in planned.changing()
+
+
+@pytest.mark.parametrize("record, current, data, there, why", [
+    # nothing recorded / a first install: nothing to go back to
+    (None, "/opt/armada/vllm/new", {}, (), "no flip recorded"),
+    ({"rollout": None, "from": None, "to": "/opt/armada/vllm/new"}, "/opt/armada/vllm/new", {}, (), "first install"),
+    # rolled back already (the second rollback), or a flip that never completed
+    ({"rollout": "r1", "from": "/opt/armada/vllm/old", "to": "/opt/armada/vllm/new", "rolled_back": True},
+     "/opt/armada/vllm/old", {}, ("/opt/armada/vllm/old",), "is not what serves"),
+    # another rollout's flip: this one failed before flipping the host
+    ({"rollout": "r1", "from": "/opt/armada/vllm/old", "to": "/opt/armada/vllm/new"}, "/opt/armada/vllm/new",
+     {"armada_rollout_id": "r2"}, ("/opt/armada/vllm/old",), "did not flip this host"),
+    # the install it replaced was pruned
+    ({"rollout": None, "from": "/opt/armada/vllm/old", "to": "/opt/armada/vllm/new"}, "/opt/armada/vllm/new", {}, (),
+     "is gone"),
+])
+def test_rollback_with_nothing_to_undo_changes_nothing(record, current, data, there, why):
+    planned = rollback_plan(record, current, data, there)
+    assert planned.changing() == []
+    decision = rollback_decision(record, current, data.get("armada_rollout_id"), bool(there))
+    assert decision[0] is None and why in decision[1]
+
+
+def test_a_flip_records_what_it_replaced_before_the_link_moves():
+    facts = {Link: lambda path, **_: {"link_target": "/opt/armada/vllm/old"} if path.endswith("/current") else None}
+    planned = plan(role("vllm_service"), {**SERVING, "armada_rollout_id": "upgrade-1"}, facts)
+    names = planned.changing()
+    assert names.index("flip record") < names.index("current vLLM install")
+    upload = next(raw for raw in planned.op("flip record").raw if hasattr(raw, "src"))
+    record = json.loads(upload.src.getvalue())
+    assert record["rollout"] == "upgrade-1" and record["from"] == "/opt/armada/vllm/old"
+    assert record["to"].startswith("/opt/armada/vllm/0.32.0-")
 
 
 def test_dynamo():

@@ -36,3 +36,34 @@ def test_data_overrides_are_read_from_pyinfras_arguments():
     assert data_overrides(["--data", "armada_max_unavailable=2", "--data=vllm_version=0.31.0", "-v"]) == {
         "armada_max_unavailable": "2", "vllm_version": "0.31.0"}
     assert data_overrides(["--limit", "h1"]) == {}
+
+
+def test_rollout_ids_differ_and_are_valid_data():
+    from armada.keys import name
+    from armada.upgrade import rollout_id
+
+    first, second = rollout_id(), rollout_id()
+    assert first != second and first.startswith("upgrade-") and name(first) is None
+
+
+def test_the_rollback_decision_is_read_from_the_rollback_report(tmp_path):
+    from armada import health
+    from armada.upgrade import _rollback_decision
+
+    report = str(tmp_path / "rollback.json")
+    health.write_report(report, "h1", [health.Check("h1", "rollback", True, "rolled back from /a to /b"),
+                                       health.Check("h1", "vLLM /health", True, "200")])
+    assert _rollback_decision(report, "h1") == "rolled back from /a to /b"
+    assert _rollback_decision(report, "h2") is None
+    assert _rollback_decision(str(tmp_path / "none.json"), "h1") is None
+
+
+def test_upgrade_finds_its_deploy_files_from_any_directory(tmp_path, monkeypatch):
+    import os
+
+    from armada.paths import shared
+
+    monkeypatch.chdir(tmp_path)
+    for deploy in ("upgrade", "llm", "rollback"):
+        path = shared(f"deploys/{deploy}.py")
+        assert os.path.isabs(path) and os.path.isfile(path)

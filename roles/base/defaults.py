@@ -14,6 +14,7 @@ from armada.keys import (
     inventory_host,
     list_of,
     local_path,
+    name,
     os_package,
     requirement,
     url,
@@ -66,6 +67,9 @@ KEYS = (
         check=lambda v: None if v >= 1 else "must be >= 1"),
     Key("armada_max_unavailable", int, 1, "armada upgrade: hosts flipped (and so possibly not serving) at once",
         check=lambda v: None if v >= 1 else "must be >= 1"),
+    Key("armada_rollout_id", str, None, "Set by armada upgrade for its batches and their rollback: the flip records "
+        "it, and deploys/rollback.py undoes only a flip of this rollout (unset: the last flip, whoever made it)",
+        nullable=True, check=name),
     Key("armada_apt_lock_timeout", int, 300, "Seconds apt waits for a dpkg lock another process holds "
         "(unattended-upgrades, cloud-init) before failing with apt's message", check=at_least(0)),
     Key("armada_packages", list, [], "Extra OS packages for the host (installed with the base packages)",
