@@ -9,6 +9,7 @@ stops the whole run before any operation changes any host.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from urllib.parse import urlparse
 
 from pyinfra import logger
@@ -168,6 +169,8 @@ def schedule_health_checks(run: RoleRun, first: tuple[health.Check, ...] = ()) -
 def apply_roles(run: RoleRun, build_only: bool = False) -> None:
     """Run the host's roles in the registry's order; ``build_only``: all but the
     role that flips what serves (an upgrade's first phase builds beside it)."""
+    if build_only:
+        run = replace(run, build_only=True)
     for one in registry.selected(run.data):
         if one.apply is None or (build_only and one.serves):
             continue

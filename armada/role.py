@@ -46,6 +46,9 @@ class RoleRun:
     # source strategy's one builder per build key)
     data_of: Callable[[Any], Mapping[str, Any]] | None = None
     profile_of: Callable[[Any], Profile] | None = None
+    # an upgrade's first phase (deploys/upgrade.py): build beside what serves, change nothing that
+    # takes a host down (no flip, no driver change and its reboot: the batches do those, health-gated)
+    build_only: bool = False
 
 
 @dataclass(frozen=True)

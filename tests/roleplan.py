@@ -45,6 +45,7 @@ class Op:
     name: str
     commands: tuple[str, ...]
     raw: tuple = field(default=(), repr=False, compare=False)  # pyinfra's command objects
+    serial: bool = False  # pyinfra's _serial: hosts one after another
 
     def runs(self, fragment: str) -> bool:
         return any(fragment in command for command in self.commands)
@@ -117,7 +118,7 @@ def profile_of(snapshot: str, data: Mapping[str, Any], host_name: str = "h1"):
 
 
 def plan(role: Role, data: Mapping[str, Any], facts: FactValues | None = None, snapshot: str = "x86-lab-vm",
-         host_name: str = "h1", apply: Callable | None = None) -> Plan:
+         host_name: str = "h1", apply: Callable | None = None, build_only: bool = False) -> Plan:
     """The operations ``role`` plans on a host with ``data`` and ``facts`` (see the module docstring).
     ``apply``: another deploy function of the role (a rollback) instead of ``role.apply``."""
     complete = with_defaults(data)
@@ -128,7 +129,7 @@ def plan(role: Role, data: Mapping[str, Any], facts: FactValues | None = None, s
     profile = profile_of(snapshot, complete, host_name)
     run = RoleRun(host=host, inventory=inventory, profile=profile, data=complete, control_plane=host,
                   cp_data=complete, keys=all_keys(), data_of=lambda h: with_defaults(h.data.dict()),
-                  profile_of=lambda h: profile)
+                  profile_of=lambda h: profile, build_only=build_only)
     asked: list = []
     answers = {**bare_host(snapshot), **(facts or {})}
     with contextlib.ExitStack() as stack:
@@ -149,7 +150,7 @@ def plan(role: Role, data: Mapping[str, Any], facts: FactValues | None = None, s
             raw = tuple(op_data.command_generator()) if all(c() for c in conditions) else ()
             op_data.operation_meta.set_complete(True, list(raw), CommandOutput([]))
             name = ", ".join(sorted(n.rsplit(" | ", 1)[-1] for n in meta.names))
-            planned.append(Op(name, tuple(_text(c) for c in raw), raw))
+            planned.append(Op(name, tuple(_text(c) for c in raw), raw, bool(meta.global_arguments.get("_serial"))))
     return planned
 
 

@@ -86,3 +86,62 @@ def test_gpu_checks_on_the_real_gb200_listing():
     assert not {c.check: c for c in evaluate_gpus("gh", gh, profile_of("gh200"), "580")}["driver >= branch 580"].ok
     # and a host whose driver sees fewer GPUs than PCI has fails
     assert not evaluate_gpus("gb", gpus[:3], profile_of("gb200"), "580")[0].ok
+
+
+# ---------------------------------------------- driver changes gated by health
+
+REBOOT = "reboot for the new NVIDIA kernel module, GPUs healthy before the next host"
+# what nvidia-smi prints when the kernel module did not load (after a failed driver change)
+NO_DRIVER = ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the "
+             "latest NVIDIA driver is installed and running.")
+
+
+def gh200_plan(**options):
+    from pyinfra.facts.deb import DebPackages
+    from roleplan import plan
+
+    from armada import registry
+    from armada.facts.system import OsRelease
+    from armada.parsers.system import parse_os_release
+
+    facts = {OsRelease: parse_os_release('ID=ubuntu\nVERSION_ID="22.04"\n'), DebPackages: {}}
+    return plan(registry.role("nvidia"), {"armada_roles": ["base", "nvidia"]}, facts, snapshot="gh200", **options)
+
+
+def test_a_driver_change_reboots_host_by_host_each_gated_by_its_gpus():
+    planned = gh200_plan()
+    reboot = planned.op(REBOOT)
+    assert reboot.serial  # one host at a time
+    # the gate first (an earlier host that came back red stops this one), pyinfra's own reboot, then the GPUs
+    assert reboot.commands[0] == "call <lambda>" and reboot.commands[-1] == "call gpus_healthy"
+    assert any("reboot" in command for command in reboot.commands)
+    assert planned.names().index("NVIDIA driver (open kernel modules)") < planned.names().index(REBOOT)
+
+
+def test_an_upgrades_first_phase_leaves_the_driver_for_the_hosts_own_batch():
+    names = gh200_plan(build_only=True).names()
+    assert "NVIDIA driver (open kernel modules)" not in names and REBOOT not in names
+    assert "cuda-keyring package" in names  # the repository itself is harmless
+
+
+def test_the_first_red_host_stops_every_later_reboot_and_is_named():
+    from roles.nvidia import RebootGate, RebootGateClosed
+
+    gb200 = profile_of("gb200")
+    healthy = evaluate_gpus("tray1", parse_nvidia_smi_table(fixture_text("hosts", "gb200", "nvidia-smi.txt")),
+                            gb200, "580")
+    gate = RebootGate()
+    assert gate.before("tray1") and gate.after("tray1", healthy)
+    assert gate.before("tray2")
+    red = evaluate_gpus("tray2", (), gb200, "580")
+    with pytest.raises(RebootGateClosed, match=r"tray2: its GPUs are not healthy .*nvidia-smi sees the GPUs: 0 of 4"):
+        gate.after("tray2", red)
+    with pytest.raises(RebootGateClosed, match=r"tray3: not rebooted for its new driver: tray2 \(nvidia-smi sees"):
+        gate.before("tray3")
+
+
+def test_device_checks_say_what_nvidia_smi_said_when_the_driver_is_gone():
+    from roles.nvidia.health import checks_of_answer
+
+    checks = checks_of_answer("tray2", False, NO_DRIVER, profile_of("gb200"), "580")
+    assert not checks[0].ok and "couldn't communicate with the NVIDIA driver" in checks[0].seen

@@ -9,16 +9,18 @@ tested on real GH200, GB200 and H100 snapshots.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import FunctionCommand, deploy, operation
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
 from armada.facts.system import OsRelease
+from armada.health import Check
 from armada.profile import Profile
 from armada.role import Role, RoleRun
 from roles.nvidia import health
@@ -109,6 +111,71 @@ def urls(data, profile) -> list[tuple[str, str]]:
     return []
 
 
+class RebootGateClosed(RuntimeError):
+    pass
+
+
+class RebootGate:
+    """A run's driver reboots, host after host: each host's GPUs come back healthy before the next
+    host reboots; the first that does not closes the gate, naming itself, and no further host
+    reboots (one gate per pyinfra run: :func:`reboot_gate`)."""
+
+    def __init__(self):
+        self.closed_by: str | None = None
+
+    def before(self, host_name: str) -> bool:
+        if self.closed_by:
+            raise RebootGateClosed(f"{host_name}: not rebooted for its new driver: {self.closed_by} did not come "
+                                   "back healthy from its own reboot; fix that host and run again")
+        return True
+
+    def after(self, host_name: str, checks: list[Check]) -> bool:
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            self.closed_by = f"{host_name} ({'; '.join(f'{c.check}: {c.seen}' for c in failed)})"
+            raise RebootGateClosed(f"{host_name}: its GPUs are not healthy after the reboot for the new driver: "
+                                   f"{self.closed_by}; no further host reboots")
+        return True
+
+
+def reboot_gate(state) -> RebootGate:
+    """The gate of this pyinfra run (kept on its State)."""
+    gate = getattr(state, "armada_reboot_gate", None)
+    if gate is None:
+        gate = RebootGate()
+        state.armada_reboot_gate = gate
+    return gate
+
+
+@operation(is_idempotent=False)
+def gated_reboot(profile: Profile, data: dict, healthy_within: int = 300, reboot_timeout: int = 600):
+    """
+    Reboot for a new kernel module and wait until the host's GPUs are healthy again (nvidia-smi
+    sees every GPU, the driver branch, persistence on), failing the host when they are not
+    within ``healthy_within`` seconds. Run with ``_serial=True``: hosts then reboot one at a
+    time, and once one fails no later host reboots (:class:`RebootGate`).
+
+    **Example:**
+
+    .. code:: python
+
+        gated_reboot(name="reboot for the new driver", profile=run.profile, data=run.data,
+                     _serial=True, _if=any_changed(driver))
+    """
+    yield FunctionCommand(lambda state, host: reboot_gate(state).before(host.name), (), {})
+    yield from server.reboot._inner(delay=10, interval=2, reboot_timeout=reboot_timeout)
+
+    def gpus_healthy(state, host):
+        deadline = time.monotonic() + healthy_within
+        while True:
+            checks = health.device_checks(host, profile, data)
+            if all(c.ok for c in checks) or time.monotonic() > deadline:
+                return reboot_gate(state).after(host.name, checks)
+            time.sleep(5)  # nvidia-persistenced may still be starting
+
+    yield FunctionCommand(gpus_healthy, (), {})
+
+
 @deploy("armada nvidia")
 def apply(run: RoleRun):
     data = run.data
@@ -121,6 +188,10 @@ def apply(run: RoleRun):
     if not host.get_fact(File, path=keyring):
         deb = files.download(name="cuda-keyring package", src=plan.keyring_url, dest=f"/tmp/{KEYRING_DEB}")
         added = apt.deb(name="NVIDIA CUDA repository (cuda-keyring)", src=f"/tmp/{KEYRING_DEB}", _if=any_changed(deb))
+    if run.build_only:
+        # an upgrade's first phase runs on every host at once: a driver change (and its reboot)
+        # waits for the host's own batch, where the health checks gate it
+        return
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     if plan.pin_packages:
         apt.packages(name="driver branch pin", packages=list(plan.pin_packages), update=added is not None, _env=env)
@@ -129,8 +200,10 @@ def apply(run: RoleRun):
     if plan.extra_packages:
         apt.packages(name="NVIDIA fabric manager / imex / toolkit", packages=list(plan.extra_packages), _env=env)
     if data["nvidia_reboot"]:
-        # one host at a time, only where the kernel module packages changed
-        server.reboot(name="reboot for the new NVIDIA kernel module", _if=any_changed(driver), _serial=True)
+        # one host at a time, only where the kernel module packages changed, each one's GPUs
+        # healthy again before the next reboots
+        gated_reboot(name="reboot for the new NVIDIA kernel module, GPUs healthy before the next host",
+                     profile=run.profile, data=data, _if=any_changed(driver), _serial=True)
     for service in plan.services:
         systemd.service(name=f"{service} running", service=f"{service}.service", running=True, enabled=True)
 

@@ -34,14 +34,27 @@ def evaluate_gpus(host_name: str, gpus, profile: Profile, branch: str) -> list[C
     return checks
 
 
-def gpu_checks(host, profile: Profile, data: dict) -> list[Check]:
-    """nvidia-smi answers with the expected GPUs, driver and persistence; vLLM runs on them."""
+def device_checks(host, profile: Profile, data: dict) -> list[Check]:
+    """nvidia-smi answers with the expected GPUs, driver and persistence (read on the host now)."""
     ok, text = run_quiet(host, f"nvidia-smi --query-gpu={NVIDIA_SMI_QUERY} --format=csv")
+    return checks_of_answer(host.name, ok, text, profile, data["nvidia_driver_branch"])
+
+
+def checks_of_answer(host_name: str, ok: bool, text: str, profile: Profile, branch: str) -> list[Check]:
+    """The device checks from nvidia-smi's CSV answer (pure); when it answered no GPU, what it said instead."""
     try:
         gpus = parse_nvidia_smi_csv(text) if ok else ()
     except ParseError:
         gpus = ()
-    checks = evaluate_gpus(host.name, gpus, profile, data["nvidia_driver_branch"])
+    checks = evaluate_gpus(host_name, gpus, profile, branch)
+    if not gpus and text.strip():
+        checks[0] = Check(host_name, checks[0].check, False, f"{checks[0].seen} ({text.strip().splitlines()[0]})")
+    return checks
+
+
+def gpu_checks(host, profile: Profile, data: dict) -> list[Check]:
+    """The device checks, and vLLM running on the GPUs."""
+    checks = device_checks(host, profile, data)
     if "vllm_service" in data["armada_roles"]:
         script = (
             "for p in $(nvidia-smi --query-compute-apps=pid --format=csv,noheader); do "
