@@ -172,6 +172,8 @@ def lab_hosts():
     with timed_phase("lab up (root filesystem caches built when missing)"):
         LAB_UP_TIMINGS.update(lab.up())  # everything up already unless the early start failed: then it says why
     yield lab
+    if os.environ.get("ARMADA_LAB_KEEP"):
+        return  # a developer's next run starts from the deployed lab (its first converge is then a rerun)
     with timed_phase("lab down"):
         lab.down()
 
