@@ -66,6 +66,13 @@ def test_secrets_stay_out_of_output_configs_journals_and_argv(first_run, testinf
         assert value not in output, name
     for lab_host in (CP, SERVE, SERVE2):
         host = testinfra_host(lab_host)
+        # configs: the control plane's, the units, and each install's own env file and command
+        # (<armada_root>/vllm/<install>/armada-vllm.env, armada-serve), where a leaked password would land
+        configs = host.check_output("cat /etc/armada/*.env /etc/armada/*.conf /etc/systemd/system/armada-*.service "
+                                    "/opt/armada/vllm/*/armada-* 2>/dev/null || true")
+        if lab_host is not CP:  # the serving hosts' per-install files were read
+            assert "(vllm_service role), from the host's profile" in configs, lab_host.name  # armada-vllm.env
+            assert "vllm.entrypoints.openai.api_server" in configs, lab_host.name  # armada-serve
         for name, value in SECRETS.items():
             secret = host.file(lab.host_secret_path(name))
             # 0600 for the one service that reads it itself (nats' password on armada-cp); root's
@@ -74,7 +81,7 @@ def test_secrets_stay_out_of_output_configs_journals_and_argv(first_run, testinf
             assert (secret.mode, secret.user, secret.group) == (0o600, owner, owner), (lab_host.name, name)
             assert value not in host.check_output("journalctl --no-pager -o cat -b"), (lab_host.name, name)
             assert value not in host.check_output("ps -eo args"), (lab_host.name, name)
-            assert value not in host.check_output("cat /etc/armada/*.env /etc/armada/*.conf 2>/dev/null || true")
+            assert value not in configs, (lab_host.name, name)
     cp = testinfra_host(CP)
     assert cp.file("/etc/armada/nats.conf").contains("password: \\$ARMADA_NATS_PASSWORD")
 
@@ -211,7 +218,8 @@ def test_real_requests_from_outside(first_run):
     assert b"Authorization Violation" in nats_connect()
     assert b"Authorization Violation" in nats_connect("wrong")
     # etcd: anonymous requests refused; root's put and get through the v3 JSON gateway
-    key, value = base64.b64encode(b"armada-test").decode(), base64.b64encode(b"hello").decode()
+    # a value of this run's own: what is read back is what this test wrote, not a key left by an earlier session
+    key, value = base64.b64encode(b"armada-test").decode(), base64.b64encode(os.urandom(12)).decode()
     with pytest.raises(urllib.error.HTTPError):
         etcd("/v3/kv/range", {"key": key}, password=None)
     etcd("/v3/kv/put", {"key": key, "value": value})

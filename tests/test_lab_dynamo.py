@@ -105,9 +105,15 @@ def test_passwords_stay_out_of_output_journal_and_argv(dynamo_run, testinfra_hos
     serve2 = testinfra_host(SERVE2)
     journal = serve2.check_output("journalctl --no-pager -o cat -b")
     argv = serve2.check_output("ps -eo args")
+    # Dynamo's files of this install (env, launcher, frontend and worker commands), its units and its wait script
+    configs = serve2.check_output("cat /opt/armada/vllm/*/armada-dynamo* /etc/systemd/system/armada-dynamo-*.service "
+                                  "/opt/armada/bin/armada-wait-control-plane 2>/dev/null || true")
+    # read: the install's env file, launcher and frontend command
+    assert "(dynamo role), from the host's profile" in configs and "runs a Dynamo module of this install" in configs \
+        and "--http-port" in configs, configs[-2000:]
     for name in lab.LAB_SECRETS:
         value = lab.lab_secret(name)
-        assert value not in output and value not in journal and value not in argv, name
+        assert value not in output and value not in journal and value not in argv and value not in configs, name
 
 
 @pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_DISAGG"),

@@ -7,6 +7,7 @@ again; a deploy killed midway converges when run again. Nothing is lost.
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 import pytest
 
 from armada.lab import hosts as lab
+from armada.lab.client import completion_tokens
 from conftest import ROOT
 from test_lab_deploy import HEALTH_OP, changed_operations
 
@@ -25,6 +27,41 @@ SERVE = lab.HOSTS_BY_NAME["armada-serve"]
 INVENTORY = "tests/lab/faults_inventory.py"
 LOCK = ("python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", \"w\"); "
         "fcntl.lockf(f, fcntl.LOCK_EX); print(\"locked\", flush=True); time.sleep({seconds})'")
+# holds the lock until an `apt-get install` (armada's apt.packages, or pyinfra's dry run of it) has waited
+# on it for 3 s (the same process still there, the lock still held here), then lets go; says which
+WAIT_FOR_APT = r"""
+import fcntl, os, time
+lock = open("/var/lib/dpkg/lock-frontend", "w")
+fcntl.lockf(lock, fcntl.LOCK_EX)
+print("locked", flush=True)
+
+def apt_get_installs():
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if os.path.basename(argv[0]) == b"apt-get" and b"install" in argv and state != b"Z":
+            pids.add(pid)
+    return pids
+
+deadline = time.monotonic() + 240
+while time.monotonic() < deadline:
+    waiting = apt_get_installs()
+    if waiting:
+        time.sleep(3)
+        still = waiting & apt_get_installs()
+        if still:
+            print("apt-get", *sorted(still), "waited 3 s on the lock held here", flush=True)
+            break
+    time.sleep(0.2)
+else:
+    print("no apt-get install waited on the lock", flush=True)
+"""
 
 
 def command(report, data=None, *extra):
@@ -57,14 +94,19 @@ def test_an_unreachable_index_stops_the_run_before_any_change(converged, tmp_pat
 
 
 def test_a_held_dpkg_lock_is_waited_for_then_reported(converged, tmp_path):
+    # neither package there (a kept lab has both from an earlier session): each run below must install
+    status, _, err = lab.ssh_exec(SERVE, "DEBIAN_FRONTEND=noninteractive apt-get remove -y jq tree", timeout=180)
+    assert status == 0, err[-2000:]
     client = lab.ssh_client(SERVE)
     try:
-        # held for 20 s, waited for up to 120 s: the run goes on once it is free
-        client.exec_command(LOCK.format(seconds=20))
-        time.sleep(2)
+        # held until apt-get has waited on it (up to 120 s allowed): the run goes on once it is free
+        _, holder, _ = client.exec_command(f"python3 -c {shlex.quote(WAIT_FOR_APT)}", timeout=300)
+        assert holder.readline().strip() == "locked"
         result, output = deploy(tmp_path / "wait.json", {"armada_apt_lock_timeout": 120, "armada_packages": ["jq"]},
                                 "--limit", "armada-serve")
         assert result.returncode == 0, output[-6000:]
+        held = holder.read().decode(errors="replace")
+        assert "waited 3 s on the lock held here" in held, held  # apt met the lock, and waited
         assert lab.ssh_exec(SERVE, "command -v jq")[0] == 0
         # held for longer than the wait: apt's own message, naming the holder
         client.exec_command(LOCK.format(seconds=120))
@@ -105,16 +147,24 @@ def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
     argv, env = command(tmp_path / "killed.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     run = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
-    seen = ""
+    seen, killed = "", False
     for line in run.stdout:
         seen += line
         if "Starting operation: armada vllm service | armada-vllm: restart on change" in line:
+            os.killpg(run.pid, signal.SIGKILL)
+            killed = True
             break
-    os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    assert "restart on change" in seen, seen[-3000:]
+    seen += run.stdout.read()
+    # killed here, before it finished: by this signal, with no results table (a finished run's table
+    # names the same operation)
+    assert killed and run.returncode == -signal.SIGKILL, (run.returncode, seen[-3000:])
+    assert "--> Results:" not in seen, seen[-3000:]
     result, output = deploy(tmp_path / "again.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     assert result.returncode == 0, output[-6000:]
+    # the rerun did what was left: vLLM serves on the new port (its health checks asked there; so does this machine)
+    assert json.loads((tmp_path / "again.json").read_text())["armada-serve"]["ok"], output[-6000:]
+    assert completion_tokens(SERVE.address, 8002) > 0
     result, output = deploy(tmp_path / "noop.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     assert result.returncode == 0 and set(changed_operations(output)) <= {HEALTH_OP}, changed_operations(output)
     # back to the lab's port for the tests that follow; the model cache never moved

@@ -86,16 +86,59 @@ def test_every_check_is_green_over_tls(tls_run):
         assert serve[name]["ok"], serve
 
 
+def connect_with_the_password() -> bytes:
+    """A nats client's CONNECT as user armada with the lab's password, and a PING."""
+    credentials = {"verbose": False, "user": "armada", "pass": lab.lab_secret("nats-password")}
+    return b"CONNECT " + json.dumps(credentials).encode() + b"\r\nPING\r\n"
+
+
+def read_line(conn) -> bytes:
+    line = b""
+    while not line.endswith(b"\r\n"):
+        chunk = conn.recv(4096)
+        assert chunk, line
+        line += chunk
+    return line
+
+
+def before_tls(raw, port):
+    """nats (4222) first sends its INFO in plaintext, asking for TLS; the client then starts it. etcd: TLS at once."""
+    if port == 4222:
+        info = read_line(raw)
+        assert info.startswith(b"INFO ") and json.loads(info[5:]).get("tls_required") is True, info
+
+
 def test_from_outside_only_the_labs_ca_is_trusted(tls_run):
     paths = tls.lab_tls()
-    for port in (2379,):
+    for port in (2379, 4222):
         with socket.create_connection((CP.address, port), timeout=10) as raw:
+            before_tls(raw, port)
             context = ssl.create_default_context(cafile=paths["ca"])
             with context.wrap_socket(raw, server_hostname=CP.address) as conn:
                 assert conn.version().startswith("TLS")
+                if port == 4222:  # nats itself at the other end: armada with its password gets in, over TLS
+                    conn.sendall(connect_with_the_password())
+                    assert read_line(conn) == b"PONG\r\n"
         with pytest.raises(ssl.SSLCertVerificationError):
             with socket.create_connection((CP.address, port), timeout=10) as raw:
+                before_tls(raw, port)
                 ssl.create_default_context().wrap_socket(raw, server_hostname=CP.address)
+
+
+def test_nats_refuses_a_plaintext_client_even_with_the_password(tls_run):
+    """What nats.conf's tls block promises: every client speaks TLS; one that
+    goes on in plaintext after the INFO is let go without an answer."""
+    reply = b""
+    with socket.create_connection((CP.address, 4222), timeout=10) as conn:
+        before_tls(conn, 4222)
+        conn.sendall(connect_with_the_password())
+        conn.settimeout(5)
+        try:
+            while chunk := conn.recv(4096):
+                reply += chunk
+        except OSError:  # reset, or no answer within 5 s
+            pass
+    assert b"PONG" not in reply and b"+OK" not in reply, reply
 
 
 def test_each_key_is_its_service_users_alone(tls_run):

@@ -65,8 +65,8 @@ def test_upgrade_to_another_release_then_a_broken_one_rolls_back(deployed_lab, t
     result, output, decision = rollback(SERVE.name, tmp_path / "r0.json", "armada_rollout_id=lab-never-flipped")
     assert result.returncode == 0 and "left as it is" in decision, output[-4000:]
     assert serving_install(serve) == served and set(changed_operations(output)) <= {HEALTH_OP}, output[-3000:]
-    # data that must survive: a key in etcd
-    key, value = base64.b64encode(b"armada-upgrade").decode(), base64.b64encode(b"kept").decode()
+    # data that must survive: a key in etcd, with a value of this run's own (never one left by an earlier session)
+    key, value = base64.b64encode(b"armada-upgrade").decode(), base64.b64encode(os.urandom(12)).decode()
     etcd("/v3/kv/put", {"key": key, "value": value})
     before = serving_install(serve)
     # 1. a good upgrade: another release of the lab's vLLM package, in a new venv,
