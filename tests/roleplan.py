@@ -98,7 +98,7 @@ def bare_host(snapshot: str) -> dict[type, Any]:
     from pyinfra.facts.server import Groups, LinuxName, Os, Users, Which
 
     from armada.facts.host import HostSnapshot
-    from armada.facts.system import OsRelease
+    from armada.facts.system import Accounts, OsRelease
 
     facts = host_facts_from_outputs(read_snapshot(host_dir(snapshot)))
     return {
@@ -108,6 +108,7 @@ def bare_host(snapshot: str) -> dict[type, Any]:
         Which: lambda command, **_: f"/usr/sbin/{command}",
         Groups: {"root"},
         Users: {"root": {"home": "/root", "shell": "/bin/bash", "group": "root", "groups": [], "uid": 0}},
+        Accounts: lambda names, **_: {name: None for name in names},
         HostSnapshot: facts,
     }
 
@@ -169,6 +170,9 @@ def after(planned: Plan) -> dict[type, Any]:
     from pyinfra.facts.deb import DebPackages
     from pyinfra.facts.files import Directory, File, Link, Sha1File
     from pyinfra.facts.server import Date, Groups, Users
+
+    from armada.facts.system import Accounts
+    from armada.parsers.system import Account
     from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
     dirs, files, links, attrs, packages, running, enabled = set(), {}, {}, {}, set(), set(), set()
@@ -218,6 +222,11 @@ def after(planned: Plan) -> dict[type, Any]:
     return {
         Groups: {"root", *groups},
         Users: {"root": {"home": "/root", "shell": "/bin/bash", "group": "root", "groups": [], "uid": 0}, **users},
+        # what getent answers for the accounts the commands made (system ids as useradd -r picks them)
+        Accounts: lambda names, **_: {name: Account(name, 900 + i, 900 + i, users[name]["home"] or "/nonexistent",
+                                                    users[name]["shell"], 900 + i if users[name]["group"] in groups
+                                                    else None) if name in users else None
+                                      for i, name in enumerate(names)},
         Date: now,
         Directory: lambda path, **_: described(path) if path in dirs else None,
         File: lambda path, **_: (described(path, size=1, mtime=now) if path in files else

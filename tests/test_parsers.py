@@ -155,3 +155,18 @@ def test_torch_probe_real_cpu_build():
 
 def test_torch_probe_absent_is_none():
     assert parse_torch_probe("Traceback (most recent call last):\nModuleNotFoundError: torch\n") is None
+
+
+def test_accounts_as_getent_prints_them_on_this_machine():
+    import subprocess
+
+    from armada.facts.system import Accounts
+    from armada.parsers.system import parse_accounts
+
+    command = Accounts().command(["root", "nobody", "armada-no-such-user"])
+    lines = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines()
+    accounts = parse_accounts(lines)
+    root = accounts["root"]
+    assert (root.uid, root.gid, root.home, root.own_group_gid) == (0, 0, "/root", 0) and root.in_own_group
+    assert accounts["nobody"].uid == 65534 and not accounts["nobody"].in_own_group  # nobody's group is nogroup
+    assert accounts["armada-no-such-user"] is None

@@ -62,6 +62,18 @@ def test_every_registered_role_is_planned_here():
     assert {r.name for r in registry.roles() if r.apply} == covered
 
 
+def test_base_leaves_ready_accounts_alone_and_fixes_the_others():
+    from armada.facts.system import Accounts
+    from armada.parsers.system import Account
+
+    def accounts(shell):
+        return {Accounts: lambda names, **_: {n: Account(n, 990, 990, "/x", shell, 990) for n in names}}
+    assert not [n for n in plan(role("base"), SERVING, accounts("/usr/sbin/nologin")).changing()
+                if n.startswith(("service user", "service group"))]
+    # a login shell: pyinfra's own operation (which reads every account) puts it right
+    assert "service user armada" in plan(role("base"), SERVING, accounts("/bin/bash")).changing()
+
+
 def test_base():
     data = {**SERVING, "armada_proxy": "http://10.0.0.1:8888", "nats_password_file": "/etc/s/nats"}
     first, rerun = rerun_of("base", data)

@@ -111,3 +111,36 @@ def host_runtime(python_output: str | None, glibc_output: str | None, os_info: O
         source = "read on the host" if python or glibc else f"what {os_info.id} {os_info.version_id} ships"
         return Runtime(python or shipped[0], glibc or shipped[1], source)
     return Runtime(python, glibc, "read on the host" if python or glibc else "not known")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A system account as ``getent`` shows it, with the group of its own name (None when absent)."""
+    name: str
+    uid: int
+    gid: int
+    home: str
+    shell: str
+    own_group_gid: int | None
+
+    @property
+    def in_own_group(self) -> bool:
+        return self.own_group_gid is not None and self.own_group_gid == self.gid
+
+
+def parse_accounts(lines: list[str]) -> dict[str, Account | None]:
+    """``NAME|<getent passwd NAME>|<getent group NAME>`` lines -> each name's account (None: no such user)."""
+    accounts: dict[str, Account | None] = {}
+    for line in lines:
+        name, _, rest = line.strip().partition("|")
+        passwd, _, group = rest.partition("|")
+        if not name:
+            continue
+        fields = passwd.split(":")
+        if len(fields) < 7:
+            accounts[name] = None
+            continue
+        group_fields = group.split(":")
+        own = int(group_fields[2]) if len(group_fields) >= 3 and group_fields[2].isdigit() else None
+        accounts[name] = Account(name, int(fields[2]), int(fields[3]), fields[5], fields[6], own)
+    return accounts

@@ -10,14 +10,14 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
-from armada.facts.system import DpkgInterrupted
+from armada.facts.system import Accounts, DpkgInterrupted
 from armada.keys import PRIVATE_KEY, SECRET, file_owner, systemd_env_value
 from armada.masking import has_credentials
+from armada.parsers.system import Account
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
 from armada.role_support import template_path
@@ -39,6 +39,23 @@ def packages_for(profile: Profile, roles: list[str]) -> list[str]:
         if profile.vllm_strategy == "source":
             wanted += ["cmake"]
     return wanted
+
+
+NOLOGIN = "/usr/sbin/nologin"
+
+
+def account_ready(account: Account | None) -> bool:
+    """A service account as the base role makes it (pure): in the group of its own name, no login shell."""
+    return account is not None and account.in_own_group and account.shell == NOLOGIN
+
+
+def service_user_keys(keys) -> list[str]:
+    """Every key naming a service account, in one fixed order: armada_user first."""
+    return ["armada_user", *(key.name for key in keys.values() if key.user_of)]
+
+
+def user_key(keys, data, user: str) -> str:
+    return next(name for name in service_user_keys(keys) if data[name] == user)
 
 
 @deploy("armada base")
@@ -98,15 +115,22 @@ def apply(run: RoleRun):
     for key in run.keys.values():
         if key.user_of and key.user_of in data["armada_roles"]:
             homes.setdefault(data[key.name], "/nonexistent")
-    existing = host.get_fact(Users)
+    accounts = host.get_fact(Accounts, names=sorted(homes))
     for user, home in homes.items():
-        server.group(name=f"service group {user}", group=user, system=True)
-        # an existing user keeps its home (usermod refuses while its services run:
-        # older armada made the data root armada_user's home); the serving units
-        # set HOME themselves (armada.serving.serving_env)
-        server.user(name=f"service user {user}", user=user, group=user, system=True,
-                    home=None if user in existing else home, shell="/usr/sbin/nologin", create_home=False,
-                    ensure_home=False)
+        if account_ready(accounts.get(user)):
+            continue  # pyinfra's own operations would re-read every account of the host to find no change
+        # the account's place among all of them: the same user has the same operation identity on every host
+        host.loop_position.append(service_user_keys(run.keys).index(user_key(run.keys, data, user)))
+        try:
+            server.group(name=f"service group {user}", group=user, system=True)
+            # an existing user keeps its home (usermod refuses while its services run:
+            # older armada made the data root armada_user's home); the serving units
+            # set HOME themselves (armada.serving.serving_env)
+            server.user(name=f"service user {user}", user=user, group=user, system=True,
+                        home=None if accounts.get(user) else home, shell=NOLOGIN, create_home=False,
+                        ensure_home=False)
+        finally:
+            host.loop_position.pop()
     # secret and TLS key files (written by the operator's secret delivery,
     # checked before the run): 0600, owned by the service that reads them
     # itself, else by root (systemd hands them to a unit: LoadCredential)
