@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from urllib.parse import urlparse
 
 from pyinfra import logger
 from pyinfra.operations import python
@@ -25,7 +24,7 @@ from armada.keys import file_reader
 from armada.masking import mask_url
 from armada.profile import Profile, build_profile
 from armada.role import RoleRun
-from armada.role_support import control_plane_host
+from armada.role_support import control_plane_host, proxy_for
 from armada.schema import all_keys, secret_file_keys, tls_file_keys, with_defaults
 from armada.serving import model_bytes
 
@@ -87,18 +86,13 @@ def urls_to_check(data: dict, profile: Profile) -> list[tuple[str, str]]:
     return [pair for one in registry.selected(data) if one.urls for pair in one.urls(data, profile)]
 
 
-def _proxy_for(url: str, data: dict) -> str | None:
-    bypass = {name.strip() for name in data["armada_no_proxy"].split(",") if name.strip()}
-    return None if urlparse(url).hostname in bypass else data["armada_proxy"]
-
-
 def check_urls(host, data: dict, profile: Profile) -> None:
     """Every URL the run needs must answer from the host itself (through its
     proxy), before anything changes: a mirror that is down or mistyped
     stops the run here, naming host, key and value."""
     errors = []
     for key, url in urls_to_check(data, profile):
-        problem = host.get_fact(UrlStatus, url=url, proxy=_proxy_for(url, data))
+        problem = host.get_fact(UrlStatus, url=url, proxy=proxy_for(url, data))
         if problem and problem.startswith("untrusted certificate") and data["armada_ca_certs"]:
             continue  # a server answered; the base role installs armada_ca_certs before any download
         if problem:

@@ -7,6 +7,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 from pyinfra import host as current_host
 from pyinfra.facts.systemd import SystemdStatus
@@ -27,6 +28,12 @@ def template_path(role_file: str) -> Callable[[str], str]:
 def env_file_values(env: Mapping[str, str]) -> dict[str, str]:
     """An env file's values as its lines hold them (systemd's quoting; never a line break)."""
     return {name: systemd_env_value(value) for name, value in env.items()}
+
+
+def proxy_for(url: str, data: Mapping[str, Any]) -> str | None:
+    """The proxy a host reaches ``url`` through (its armada_proxy, unless armada_no_proxy names the URL's host)."""
+    bypass = {name.strip() for name in data["armada_no_proxy"].split(",") if name.strip()}
+    return None if urlparse(url).hostname in bypass else data["armada_proxy"]
 
 
 def run_quiet(host, command: str, with_stderr: bool = True) -> tuple[bool, str]:

@@ -51,3 +51,31 @@ def test_which_urls_each_host_needs():
                "nats_release_sha256": "0" * 64}
     assert plan("graviton3", armada_roles=["base", "nats", "etcd"], **release) == [
         ("nats_release_url", "https://mirror.lab/nats.tar.gz")]
+
+
+def test_a_urls_sha256_is_read_by_downloading_it(tmp_path):
+    """UrlSha256's own command, run here against a real HTTP server: the body's sha256, or why not."""
+    import functools
+    import hashlib
+    import subprocess
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from armada.facts.urls import UrlSha256
+    from armada.parsers.urls import parse_url_sha256
+
+    body = b"nats-server release bytes\n" * 4000
+    (tmp_path / "nats.tar.gz").write_bytes(body)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        def sha(url):
+            command = UrlSha256().command(url)
+            return parse_url_sha256(subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout)
+        assert sha(f"{base}/nats.tar.gz") == (hashlib.sha256(body).hexdigest(), None)
+        missing, why = sha(f"{base}/none.tar.gz")
+        assert missing is None and why == "File not found"  # the 404 reason http.server gives
+    finally:
+        server.shutdown()

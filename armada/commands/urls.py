@@ -18,3 +18,19 @@ except urllib.error.HTTPError as exc:
 except Exception as exc:
     print("error:", getattr(exc, "reason", None) or exc)
 """
+
+
+# prints "sha256 <hex>" of the whole body at a URL (through the proxy in argv[2] when given), or "error: ..."
+URL_SHA256_PY = r"""
+import hashlib, sys, urllib.request
+url, proxy = sys.argv[1], sys.argv[2]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}))
+digest = hashlib.sha256()
+try:
+    with opener.open(url, timeout=60) as response:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            digest.update(block)
+    print("sha256", digest.hexdigest())
+except Exception as exc:
+    print("error:", getattr(exc, "reason", None) or exc)
+"""

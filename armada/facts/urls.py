@@ -6,8 +6,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from armada.commands.urls import URL_PROBE_PY
-from armada.parsers.urls import url_problem
+from armada.commands.urls import URL_PROBE_PY, URL_SHA256_PY
+from armada.parsers.urls import parse_url_sha256, url_problem
 
 
 class UrlStatus(FactBase):
@@ -24,3 +24,14 @@ class UrlStatus(FactBase):
 
     def process(self, output):
         return url_problem("\n".join(output))
+
+
+class UrlSha256(FactBase):
+    """The sha256 of what a URL serves, downloaded by the host itself (through ``proxy``) and
+    hashed as it arrives, nothing kept: (sha256, None) or (None, why it could not be read)."""
+
+    def command(self, url: str, proxy: str | None = None):
+        return f"python3 -c {shlex.quote(URL_SHA256_PY)} {shlex.quote(url)} {shlex.quote(proxy or '')} 2>&1; true"
+
+    def process(self, output):
+        return parse_url_sha256("\n".join(output))

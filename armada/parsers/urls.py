@@ -21,3 +21,14 @@ def url_problem(output: str) -> str | None:
     if "CERTIFICATE_VERIFY_FAILED" in error or "curl: (60)" in error:
         return "untrusted certificate: " + error
     return "unreachable from the host: " + error
+
+
+def parse_url_sha256(output: str) -> tuple[str | None, str | None]:
+    """(the sha256 of what the URL served, None) or (None, why it could not be read), from URL_SHA256_PY's output."""
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("sha256 ") and len(line.split()) == 2:
+            return line.split()[1], None
+        if line.startswith("error:"):
+            return None, line[len("error:"):].strip() or "no answer"
+    return None, (output.strip().splitlines() or ["no answer"])[-1]

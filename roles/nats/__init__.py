@@ -8,17 +8,21 @@ import re
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from armada.errors import DataError
+from armada.facts.urls import UrlSha256
 from armada.hardening import unit_hardening
+from armada.masking import mask_url
 from armada.role import Role, RoleRun
 from armada.role_support import (
     client_gaps,
     managed_service,
     mask_distro_unit,
     open_endpoint,
+    proxy_for,
     service_tls_gaps,
     template_path,
 )
@@ -40,7 +44,7 @@ def apply(run: RoleRun):
         apt.packages(name="nats-server package", packages=["nats-server"], _env={"DEBIAN_FRONTEND": "noninteractive"})
         binary = "/usr/sbin/nats-server"  # where Debian and Ubuntu ship it
     else:
-        folder = f"{data['armada_root']}/nats/{data['nats_release_sha256'][:12]}"
+        folder = release_dir(data)
         files.directory(name="nats release dir", path=folder, mode="755")
         tarball = files.download(
             name="nats release",
@@ -106,6 +110,26 @@ def checks(name: str, data):
                                  "any host on the network could publish to and read every subject and stream")
 
 
+def release_dir(data) -> str:
+    """Where a release is unpacked: one folder per sha256, so another release never overwrites the one serving."""
+    return f"{data['armada_root']}/nats/{data['nats_release_sha256'][:12]}"
+
+
+def preflight(run: RoleRun):
+    """A release not unpacked yet is downloaded by the host and its sha256 compared before any change on any
+    host: a wrong sha256 (or a tarball that changed upstream) stops the run with nothing installed."""
+    data = run.data
+    if data["nats_source"] != "release" or run.host.get_fact(File, path=f"{release_dir(data)}/nats-server"):
+        return
+    url, wanted = data["nats_release_url"], data["nats_release_sha256"]
+    actual, problem = run.host.get_fact(UrlSha256, url=url, proxy=proxy_for(url, data))
+    if problem:
+        yield DataError(run.host.name, "nats_release_url", mask_url(url), f"could not be read from the host: {problem}")
+    elif actual != wanted:
+        yield DataError(run.host.name, "nats_release_sha256", wanted, f"{mask_url(url)} has sha256 {actual}: a "
+                        "different file than the one named (nothing was installed)")
+
+
 def urls(data, profile) -> list[tuple[str, str]]:
     if data["nats_source"] == "release" and data["nats_release_url"]:
         return [("nats_release_url", data["nats_release_url"])]
@@ -118,6 +142,7 @@ ROLE = Role(
     keys=KEYS,
     checks=checks,
     fleet_checks=lambda fleet: client_gaps("nats", fleet),
+    preflight=preflight,
     urls=urls,
     apply=apply,
     health=health.checks,
