@@ -66,6 +66,48 @@ _TLS_SERVER = {"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.N
                "etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.ETCD_KEY_FILE} if _TLS_CA else {}
 
 
+# Light hosts (`armada lab up --light N`): base role only, unless
+# ARMADA_LAB_ETCD_CLUSTER=1 makes the first three an etcd cluster (group
+# etcd_cluster): each member with its own certificate (peers speak TLS), the
+# lab's etcd passwords, its client port on the lab network
+_LIGHT = [_ssh(h.name) for h in _lab.light_hosts()]
+_CLUSTER = _os.environ.get("ARMADA_LAB_ETCD_CLUSTER") == "1" and len(_LIGHT) >= 3
+
+
+def _member(entry):
+    name, data = entry
+    return name, {**data, "etcd_tls_cert_file": _tls.cert_file(name), "etcd_tls_key_file": _tls.etcd_key_file(name)}
+
+
+if _CLUSTER:
+    etcd_cluster = (
+        [_member(entry) for entry in _LIGHT[:3]],
+        {
+            # armada data
+            "armada_roles": ["base", "etcd"],
+            "etcd_cluster_group": "etcd_cluster",
+            "etcd_listen": "0.0.0.0",
+            "etcd_tls_ca_file": _tls.CA_FILE,
+            "etcd_password_file": _lab.host_secret_path("etcd-password"),
+            "etcd_client_password_file": _lab.host_secret_path("etcd-client-password"),
+            "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",
+            "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
+            # end armada data
+        },
+    )
+if _LIGHT[3 if _CLUSTER else 0:]:
+    light = (
+        _LIGHT[3 if _CLUSTER else 0:],
+        {
+            # armada data
+            "armada_roles": ["base"],
+            "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",
+            "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
+            # end armada data
+        },
+    )
+
+
 control_plane = (
     [_ssh("armada-cp")],
     {

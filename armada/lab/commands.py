@@ -44,7 +44,7 @@ def cmd_lab(args) -> int:
         if args.lab_action == "up":
             from armada.lab.assets import ensure_assets  # the [lab] extra, as above
 
-            hosts.up()
+            hosts.up(light=args.light)
             ensure_assets()
         elif args.lab_action == "down":
             hosts.down()
@@ -73,7 +73,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     actions = parser.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
-    actions.add_parser("up", help="build root filesystems once, boot every host, wait for SSH (idempotent)")
+    up = actions.add_parser("up", help="build root filesystems once, boot every host, wait for SSH (idempotent)")
+    up.add_argument("--light", type=int, default=None, metavar="N",
+                    help="light hosts from now on (armada-light1..N at 10.213.0.101..: x86_64, no vLLM, for "
+                         "control-plane and base roles); default: as many as the lab has (0 at first)")
     actions.add_parser("down", help="stop the hosts, remove network and rootfs copies (keeps the cache and key)")
     scenario = actions.add_parser(
         "scenario", help="one step of a role scenario's lifecycle on the lab (what Molecule's playbooks call)")

@@ -55,12 +55,17 @@ from armada.lab.layout import (
     HOSTS_BY_NAME,
     PROXY_PORT,
     PROXY_URL,
+    LIGHT_MAX,
     LabHost,
+    all_hosts,
     cache_path,
     host_dir,
     key_path,
     known_hosts_path,
     lab_dir,
+    lab_host,
+    light_count_path,
+    light_hosts,
     rootfs_path,
 )
 from armada.lab.network import ensure_bridge, ensure_proxy, setup_host_network, stop_proxy, teardown_host_network
@@ -134,7 +139,7 @@ def prepare_rootfs(host: LabHost) -> None:
     # a host's own name resolves to its lab address (services that bind to their
     # name must be reachable from the other host), the other lab hosts likewise
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-    lines += [f"{other.address} {other.name}" for other in HOSTS]
+    lines += [f"{other.address} {other.name}" for other in all_hosts()]
     _write(f"{root}/etc/hosts", "\n".join(lines) + "\n")
 
     # root's key login
@@ -234,7 +239,7 @@ def _host_pubkeys(host: LabHost) -> list[str]:
 def write_known_hosts() -> None:
     """known_hosts from the keys in each running host's rootfs (they change when a cache is rebuilt)."""
     lines = []
-    for host in HOSTS:
+    for host in all_hosts():
         if os.path.isdir(f"{rootfs_path(host)}/etc/ssh"):
             lines += _host_pubkeys(host)
     _write(known_hosts_path(), "\n".join(lines) + "\n", 0o600)
@@ -383,16 +388,23 @@ def stop_host(host: LabHost, timeout: float = 30.0) -> None:
 # --------------------------------------------------------------- the API
 
 
-def up(log: Log = say, keep_disks: bool = False) -> dict:
+def up(log: Log = say, keep_disks: bool = False, light: int | None = None) -> dict:
     """Bring the lab up; running hosts are left alone. A host that is not
     running gets a fresh root filesystem from the cache, or, with
     ``keep_disks``, boots the one it has (as a machine whose power came back).
-    Returns timings."""
+    ``light``: how many light hosts the lab has from now on (None: as many as
+    it had); light hosts beyond that number are removed. Returns timings."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, nspawn)")
+    if light is not None and not 0 <= light <= LIGHT_MAX:
+        raise LabError(f"--light {light}: the lab has room for 0 to {LIGHT_MAX} light hosts")
     timings: dict = {}
     t0 = time.monotonic()
     with lab_lock():
+        if light is not None:
+            for extra in light_hosts()[light:]:
+                _remove(extra, log)
+            _write(light_count_path(), f"{light}\n")
         timings["cache_build_s"] = ensure_caches(log)
         ensure_key(log)
         if any(host.emulated for host in HOSTS):
@@ -400,7 +412,7 @@ def up(log: Log = say, keep_disks: bool = False) -> dict:
         ensure_bridge()
         ensure_proxy(log)
         to_boot = []
-        for host in HOSTS:
+        for host in all_hosts():
             if is_running(host):
                 log(f"{host.name}: already running (pid {_nspawn_pid(host)})")
                 continue
@@ -441,6 +453,15 @@ def _has_disk(host: LabHost) -> bool:
     return os.path.isfile(os.path.join(rootfs_path(host), "etc", "hostname"))
 
 
+def _remove(host: LabHost, log: Log) -> None:
+    """Stop a host and remove its network and root filesystem."""
+    was = is_running(host)
+    stop_host(host)
+    teardown_host_network(host)
+    remove_tree(rootfs_path(host))
+    log(f"{host.name}: {'stopped' if was else 'not running'}, removed")
+
+
 def power_on(host: LabHost, log: Log = say) -> dict:
     """Boot ``host`` from its own disk, as it was when it stopped (a machine
     that lost power and came back): nothing is reset. The lab's other stopped
@@ -455,12 +476,10 @@ def down(log: Log = say) -> float:
     """Stop hosts, remove netns/veths/bridge/rootfs copies, stop the proxy; keep cache and key."""
     t0 = time.monotonic()
     with lab_lock():
-        for host in HOSTS:
-            was = is_running(host)
-            stop_host(host)
-            teardown_host_network(host)
-            remove_tree(rootfs_path(host))
-            log(f"{host.name}: {'stopped' if was else 'not running'}, removed")
+        for host in all_hosts():
+            _remove(host, log)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(light_count_path())
         if link_exists(BRIDGE):
             run_cmd(["ip", "link", "del", BRIDGE])
         stop_proxy()
@@ -501,7 +520,7 @@ def inventory_entry(name: str) -> tuple[str, dict]:
     return (
         name,
         {
-            "ssh_hostname": HOSTS_BY_NAME[name].address,
+            "ssh_hostname": lab_host(name).address,
             "ssh_user": "root",
             "ssh_key": key_path(),
             "ssh_known_hosts_file": known_hosts_path(),
@@ -515,7 +534,7 @@ def inventory_entry(name: str) -> tuple[str, dict]:
 
 def status() -> list[dict]:
     rows = []
-    for host in HOSTS:
+    for host in all_hosts():
         pid = _nspawn_pid(host)
         ssh_ok = False
         if pid:

@@ -56,6 +56,52 @@ HOSTS: tuple[LabHost, ...] = (
 )
 HOSTS_BY_NAME = {host.name: host for host in HOSTS}
 
+# Light hosts: x86_64 like the serving hosts (the same root filesystem cache),
+# their own netns, no vLLM: control-plane and base roles only (an etcd
+# cluster's members, fleet measurements). `armada lab up --light N` adds them;
+# the count is kept in the lab dir so that later commands know them.
+LIGHT_FIRST_OCTET = 101
+LIGHT_MAX = 64
+
+
+def light_host(index: int) -> LabHost:
+    """Light host ``index`` (1-based): armada-light<index> at 10.213.0.<100 + index>."""
+    if not 1 <= index <= LIGHT_MAX:
+        raise ValueError(f"light host index {index}: 1..{LIGHT_MAX}")
+    return LabHost(f"armada-light{index}", "x86_64", "amd64", f"10.213.0.{LIGHT_FIRST_OCTET - 1 + index}", False,
+                   "light", 60.0)
+
+
+def light_count_path() -> str:
+    return os.path.join(lab_dir(), "light-hosts")
+
+
+def light_count() -> int:
+    """How many light hosts the lab has (0 when none were asked for)."""
+    try:
+        with open(light_count_path(), encoding="utf-8") as handle:
+            return int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def light_hosts(count: int | None = None) -> tuple[LabHost, ...]:
+    return tuple(light_host(i) for i in range(1, (light_count() if count is None else count) + 1))
+
+
+def all_hosts() -> tuple[LabHost, ...]:
+    """The lab's three hosts and its light hosts."""
+    return HOSTS + light_hosts()
+
+
+def lab_host(name: str) -> LabHost:
+    """A lab host by name: one of the three, or a light host."""
+    if name in HOSTS_BY_NAME:
+        return HOSTS_BY_NAME[name]
+    if name.startswith("armada-light") and name.removeprefix("armada-light").isdigit():
+        return light_host(int(name.removeprefix("armada-light")))
+    raise KeyError(name)
+
 
 # --------------------------------------------------------------------- paths
 

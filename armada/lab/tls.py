@@ -31,16 +31,18 @@ def _openssl(*args: str, cwd: str) -> None:
 
 
 def make_tls(folder: str, name: str, addresses: list[str], dns: list[str]) -> dict[str, str]:
-    """A CA and a server certificate for ``name`` valid for ``addresses`` (IPs)
-    and ``dns`` names, in ``folder`` (kept when already there). Returns the
-    paths: ca, cert, key."""
+    """The lab's CA (made once) and a server certificate for ``name`` valid for
+    ``addresses`` (IPs) and ``dns`` names, signed by it, in ``folder`` (each kept
+    when already there). Returns the paths: ca, cert, key."""
     os.makedirs(folder, mode=0o700, exist_ok=True)
     paths = {"ca": os.path.join(folder, "ca.crt"), "cert": os.path.join(folder, f"{name}.crt"),
              "key": os.path.join(folder, f"{name}.key")}
+    if not (os.path.exists(paths["ca"]) and os.path.exists(os.path.join(folder, "ca.key"))):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+                 "-days", "3650", "-subj", "/CN=armada lab CA", cwd=folder)
+        os.chmod(os.path.join(folder, "ca.key"), 0o600)
     if all(os.path.exists(p) for p in paths.values()):
         return paths
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "3650", "-subj", "/CN=armada lab CA", cwd=folder)
     names = [f"IP:{a}" for a in addresses] + [f"DNS:{d}" for d in dns]
     with open(os.path.join(folder, f"{name}.ext"), "w", encoding="utf-8") as handle:
         handle.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
@@ -57,11 +59,21 @@ def make_tls(folder: str, name: str, addresses: list[str], dns: list[str]) -> di
 _making = threading.Lock()  # the lab prepares its hosts in threads
 
 
-def lab_tls() -> dict[str, str]:
-    host = lab.HOSTS_BY_NAME[TLS_HOST]
+def lab_tls(name: str = TLS_HOST) -> dict[str, str]:
+    """The CA, and lab host ``name``'s certificate (its address, its name, loopback) and key."""
+    host = lab.lab_host(name)
     with _making:
-        return make_tls(os.path.join(lab.lab_dir(), "tls"), TLS_HOST, [host.address, "127.0.0.1"],
-                    [TLS_HOST, "localhost"])
+        return make_tls(os.path.join(lab.lab_dir(), "tls"), name, [host.address, "127.0.0.1"], [name, "localhost"])
+
+
+def cert_file(name: str) -> str:
+    """Where lab host ``name`` holds its own certificate."""
+    return f"{lab.HOST_SECRETS_DIR}/{name}.crt"
+
+
+def etcd_key_file(name: str) -> str:
+    """Where lab host ``name`` holds its etcd's copy of its key."""
+    return f"{lab.HOST_SECRETS_DIR}/{name}-etcd.key"
 
 
 def host_files(name: str) -> dict[str, tuple[str, int]]:
@@ -80,4 +92,10 @@ def host_files(name: str) -> dict[str, tuple[str, int]]:
         files[CERT_FILE] = (read("cert"), 0o644)
         files[NATS_KEY_FILE] = (read("key"), 0o600)
         files[ETCD_KEY_FILE] = (read("key"), 0o600)
+    elif name.startswith("armada-light"):
+        # a light host may be an etcd cluster's member: its own certificate, its etcd's key
+        own = lab_tls(name)
+        with open(own["cert"], encoding="utf-8") as cert, open(own["key"], encoding="utf-8") as key:
+            files[cert_file(name)] = (cert.read(), 0o644)
+            files[etcd_key_file(name)] = (key.read(), 0o600)
     return files

@@ -103,7 +103,8 @@ def apply(run: RoleRun):
     )
     managed_service(UNIT, unit, [env], watched=[env_file])
 
-    if data["etcd_password_file"]:
+    # users, roles and auth are the cluster's, replicated to every member: one member sets them up
+    if data["etcd_password_file"] and host.name == members[0].name:
         endpoint, ca = local_etcd(data)
         if host.get_fact(EtcdAuth, endpoint=endpoint, ca_file=ca) != "enabled":
             script = etcd_enable_auth_script(endpoint, data["etcd_password_file"], ca_file=ca)
