@@ -301,6 +301,21 @@ def split(items: list, parts: int) -> list[list]:
     return shares
 
 
+def nixl_binding(cpus: list[int], nodes: list[list[int]]) -> list[int]:
+    """The cores a disaggregated CPU worker's OpenMP threads bind to (pure): vLLM 0.31's NixlConnector
+    moves the worker's main thread, which runs the forward pass, onto the highest core of each NUMA
+    node (its base_worker pins it with sched_setaffinity); the profile leaves that core to the API
+    server. Here the node's lowest bound core is left to the API server instead, so the forward pass
+    lands on a core of the binding, not on the one it shares with the API server."""
+    bound = set(cpus)
+    for node in nodes:
+        inside = sorted(bound & set(node))
+        if node and inside and max(node) not in bound:
+            bound.discard(inside[0])
+            bound.add(max(node))
+    return sorted(bound)
+
+
 def plan_workers(host_name: str, profile: Profile, data: dict) -> list[Worker]:
     """Every worker with its share of the host: the cores of the profile's
     OpenMP binding split between CPU workers (one rank each, its own KV cache
@@ -321,6 +336,8 @@ def plan_workers(host_name: str, profile: Profile, data: dict) -> list[Worker]:
     else:
         cpus = sorted({cpu for rank in (profile.omp_threads_bind or "").split("|") if rank
                        for cpu in parse_cpu_list(rank)})
+        if data["dynamo_worker_mode"] == "disaggregated":
+            cpus = nixl_binding(cpus, [parse_cpu_list(node) for node in profile.numa_nodes])
         if count > len(cpus):
             raise DataError(host_name, key, data[key], f"{count} workers for {len(cpus)} bound core(s): at least "
                             "one core per worker")
@@ -344,7 +361,12 @@ def plan_workers(host_name: str, profile: Profile, data: dict) -> list[Worker]:
             args += ["--max-model-len", str(data["vllm_max_model_len"])]
         env = dict(share["env"])
         if part != "aggregated":
-            transfer = {"kv_connector": "NixlConnector", "kv_role": "kv_both"}
+            # prefill produces the KV blocks, decode reads them (vLLM deprecates kv_both for these);
+            # the lease is how long prefill keeps them for the reader
+            transfer = {"kv_connector": "NixlConnector",
+                        "kv_role": "kv_producer" if part == "prefill" else "kv_consumer",
+                        "kv_load_failure_policy": data["dynamo_kv_load_failure"],
+                        "kv_connector_extra_config": {"kv_lease_duration": data["dynamo_kv_lease_s"]}}
             if profile.accelerator == "cpu":
                 transfer["kv_buffer_device"] = "cpu"
             args += ["--disaggregation-mode", part, "--kv-transfer-config", json.dumps(transfer, separators=(",", ":"))]

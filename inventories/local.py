@@ -49,10 +49,13 @@ _DYNAMO = {
 # ARMADA_LAB_DYNAMO_SPLIT=1 (with ARMADA_LAB_SERVING=dynamo): one Dynamo
 # namespace over both serving hosts, prefill on one and decode on the other,
 # the KV cache crossing the lab network through NIXL; each host names the
-# address its side channel is reached at
+# address its side channel is reached at; the lab's 2-core hosts are slow:
+# prefill keeps the KV blocks 300 s for the decode host (vLLM's default lease
+# is 30 s) and each Dynamo process holds its etcd lease 60 s
 _SPLIT = {
     name: {"dynamo_worker_mode": "disaggregated", "dynamo_prefill_workers": prefill,
-           "dynamo_decode_workers": 1 - prefill, "dynamo_nixl_host": _lab.HOSTS_BY_NAME[name].address}
+           "dynamo_decode_workers": 1 - prefill, "dynamo_nixl_host": _lab.HOSTS_BY_NAME[name].address,
+           "dynamo_kv_lease_s": 300, "dynamo_etcd_lease_ttl": 60}
     for name, prefill in (("armada-serve", 1), ("armada-serve2", 0))
 } if _DYNAMO and _os.environ.get("ARMADA_LAB_DYNAMO_SPLIT") == "1" else {}
 

@@ -78,8 +78,10 @@ def test_gb200_in_dynamo_mode_gets_cuda_vllm_pinned_by_the_release_and_gpus_spli
         args = list(worker.args)
         assert args[args.index("--tensor-parallel-size") + 1] == "1"
         assert args[args.index("--disaggregation-mode") + 1] == worker.part
-        assert json.loads(args[args.index("--kv-transfer-config") + 1]) == {"kv_connector": "NixlConnector",
-                                                                           "kv_role": "kv_both"}
+        # prefill produces, decode reads; prefill keeps the blocks for the lease (vLLM 0.31's default: 30 s)
+        assert json.loads(args[args.index("--kv-transfer-config") + 1]) == {
+            "kv_connector": "NixlConnector", "kv_role": "kv_producer" if worker.part == "prefill" else "kv_consumer",
+            "kv_load_failure_policy": "fail", "kv_connector_extra_config": {"kv_lease_duration": 120}}
         assert worker.env["VLLM_NIXL_SIDE_CHANNEL_PORT"] == str(5600 + index)
         assert "--gpu-memory-utilization" in args
     assert serving_units("gb200", profile, d) == ["armada-dynamo-frontend.service"] + [w.unit for w in workers]
@@ -105,7 +107,11 @@ def test_graviton_workers_split_the_bound_cores_and_the_kv_cache():
     workers = plan_workers("graviton3", profile, d)
     shares = [parse_cpu_list(w.env["VLLM_CPU_OMP_THREADS_BIND"]) for w in workers]
     bound = sorted(c for rank in profile.omp_threads_bind.split("|") for c in parse_cpu_list(rank))
-    assert sorted(shares[0] + shares[1]) == bound and not set(shares[0]) & set(shares[1])
+    # NIXL moves each worker's main thread onto the node's highest core: that core joins the
+    # binding, and the lowest one is left to the API server instead
+    highest = max(parse_cpu_list(profile.numa_nodes[0]))
+    assert highest not in bound and sorted(shares[0] + shares[1]) == sorted(set(bound) - {bound[0]} | {highest})
+    assert not set(shares[0]) & set(shares[1])
     assert [w.env["OMP_NUM_THREADS"] for w in workers] == [str(len(s)) for s in shares]
     assert [w.env["VLLM_CPU_KVCACHE_SPACE"] for w in workers] == ["4", "4"]
     transfer = json.loads(workers[0].args[list(workers[0].args).index("--kv-transfer-config") + 1])
@@ -282,3 +288,23 @@ def test_prefill_only_hosts_with_no_decode_in_their_namespace_are_refused(tmp_pa
     errors = validate_inventory(cross_inventory(tmp_path, {"dynamo_nixl_host": "10.0.0.1"},
                                                 {"dynamo_nixl_host": "10.0.0.2", "dynamo_namespace": "other"}))
     assert sorted((e.host, e.key) for e in errors) == [("d1", "dynamo_prefill_workers"), ("p1", "dynamo_decode_workers")]
+
+
+def test_nixl_binding_puts_each_nodes_highest_core_in_the_binding():
+    from armada.serving import nixl_binding
+
+    assert nixl_binding([0], [[0, 1]]) == [1]  # the lab's 2-core host: the forward pass on core 1, the API on 0
+    assert nixl_binding([0, 1, 2, 4, 5, 6], [[0, 1, 2, 3], [4, 5, 6, 7]]) == [1, 2, 3, 5, 6, 7]
+    assert nixl_binding([0, 1, 2, 3], [[0, 1, 2, 3]]) == [0, 1, 2, 3]  # nothing reserved: unchanged
+    lab = profile_of("x86-lab-vm", dynamo_worker_mode="disaggregated")
+    prefill = plan_workers("lab", lab, data(dynamo_worker_mode="disaggregated", dynamo_prefill_workers=1,
+                                            dynamo_decode_workers=0))[0]
+    assert prefill.env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+
+
+def test_the_etcd_lease_ttl_reaches_every_dynamo_process_when_set():
+    from roles.dynamo import common_env
+
+    profile = profile_of("x86-lab-vm")
+    assert "ETCD_LEASE_TTL" not in common_env(profile, data(), None, data())
+    assert common_env(profile, data(dynamo_etcd_lease_ttl=60), None, data())["ETCD_LEASE_TTL"] == "60"

@@ -60,6 +60,8 @@ def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> di
         "DYN_EVENT_PLANE": data["dynamo_event_plane"],
         "DYN_NAMESPACE": data["dynamo_namespace"],
     }
+    if data["dynamo_etcd_lease_ttl"]:
+        own["ETCD_LEASE_TTL"] = str(data["dynamo_etcd_lease_ttl"])
     if data["nats_password_file"]:
         own["NATS_AUTH_USERNAME"] = cp_data["nats_user"]
     if data["etcd_client_password_file"]:

@@ -47,6 +47,16 @@ KEYS = (
         "gives the workers of other hosts (VLLM_NIXL_SIDE_CHANNEL_HOST); empty: localhost, enough only when a "
         "namespace's prefill and decode workers share one host",
         check=lambda v: host_address(v) if v else None),
+    Key("dynamo_kv_lease_s", int, 120, "Disaggregated mode: seconds a prefill worker keeps a finished request's KV "
+        "blocks for the decode worker to read (vLLM's NixlConnector kv_lease_duration; upstream 30: the decode side "
+        "renews it only once the request reached it and the NIXL handshake is done, which a slow host can miss: "
+        "the blocks are then freed and the decode reads whatever is there)", check=at_least(6)),
+    Key("dynamo_kv_load_failure", str, "fail", "Disaggregated mode: what a decode worker does when it cannot load "
+        "the KV blocks (vLLM's kv_load_failure_policy): 'fail' the request, or 'recompute' the prompt itself "
+        "(requests complete, transfer failures are hidden)", choices=("fail", "recompute")),
+    Key("dynamo_etcd_lease_ttl", int, None, "Seconds of the etcd lease each Dynamo process keeps alive "
+        "(ETCD_LEASE_TTL): a process that cannot renew it in time deregisters and exits; unset: Dynamo's own",
+        nullable=True, check=at_least(5)),
     Key("dynamo_ready_timeout", int, 120, "Seconds a worker waits at start for nats and etcd to answer before "
         "it fails (systemd then restarts it)", check=at_least(1)),
 )
