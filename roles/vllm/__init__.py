@@ -189,7 +189,7 @@ def apply(run: RoleRun):
         installed = True
     if installed:
         python.call(name="torch guard", function=enforce_torch_guard, host=host, venv=venv, profile=profile)
-    if installed or not host.get_fact(File, path=f"{venv}/{SMOKE_RECORD}"):
+    if data["vllm_smoke_test"] and (installed or not host.get_fact(File, path=f"{venv}/{SMOKE_RECORD}")):
         python.call(name="smoke test: vLLM's compiled kernels run one op", function=smoke_test, host=host, venv=venv,
                     profile=profile, current=current_link(data))
 

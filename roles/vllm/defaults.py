@@ -66,6 +66,9 @@ KEYS = (
     Key("vllm_tensor_parallel_size", int, None,
         "Tensor-parallel ranks; default: GPUs on the host, or NUMA nodes with CPUs on CPU hosts",
         nullable=True, check=at_least(1)),
+    Key("vllm_smoke_test", bool, True, "Run vLLM's compiled rms_norm once on the host after an install, before "
+        "it may serve (an illegal instruction or a wrong result stops the host, what served keeps serving); off only "
+        "for a package that is not vLLM"),
     Key("vllm_dtype", str, "auto", "Model dtype; 'auto': bfloat16 where the hardware has it, else float16 (old GPUs) "
         "or float32 (CPUs without bf16)", choices=("auto", "bfloat16", "float16", "float32")),
     Key("vllm_gpu_memory_utilization", float, 0.9, "Share of each GPU's memory vLLM may take", check=fraction),

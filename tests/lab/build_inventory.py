@@ -25,6 +25,8 @@ builders = (
         "vllm_wheelhouse": os.environ.get("ARMADA_TEST_WHEELHOUSE"),
         # Debian 12's g++ 12.2 builds this package; the default (12.3, vLLM's) refuses it
         "vllm_build_min_gcc": os.environ.get("ARMADA_TEST_MIN_GCC", "12.2"),
+        # LAB ONLY: the package built here stands in for vLLM's build path; it has no vLLM kernels to smoke-test
+        "vllm_smoke_test": False,
         "torch_version": "2.13.0+cpu",
         "torch_index_url": "https://pypi.org/simple",
         "armada_proxy": f"http://{_lab.GATEWAY}:{_lab.PROXY_PORT}",
