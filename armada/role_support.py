@@ -100,6 +100,23 @@ def etcd_url(control_plane, data: Mapping[str, Any]) -> str:
     return f"{scheme}://{client_address(data['etcd_listen'], control_plane)}:{data['etcd_client_port']}"
 
 
+def etcd_endpoints(control_plane, cp_data: Mapping[str, Any], members: Iterable[tuple[Any, Mapping[str, Any]]] = ()) -> str:
+    """ETCD_ENDPOINTS for a host using ``control_plane``'s etcd: that etcd first, then every other member of
+    its cluster (``members``: (inventory host, its data) of etcd_cluster_group), so a client keeps working
+    while one member is down (Dynamo's runtime splits the value on commas and fails over between them)."""
+    urls = [etcd_url(control_plane, cp_data)] + [etcd_url(host, data) for host, data in members]
+    return ",".join(dict.fromkeys(urls))
+
+
+def etcd_members(run) -> list[tuple[Any, Mapping[str, Any]]]:
+    """(host, data) of every member of the etcd cluster ``run``'s control plane belongs to; none when its
+    etcd stands alone (``run``: an armada.role.RoleRun)."""
+    group = run.cp_data["etcd_cluster_group"]
+    if not group or run.data_of is None:
+        return []
+    return [(member, run.data_of(member)) for member in run.inventory.get_group(group)]
+
+
 def local_etcd(data: dict) -> tuple[str, str | None]:
     """This host's own etcd as the host itself reaches it: the loopback URL
     (https when it serves TLS) and the CA file its certificate is checked

@@ -15,7 +15,7 @@ import json
 import os
 from io import StringIO
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -30,7 +30,7 @@ from armada.hardening import unit_hardening
 from armada.parsers.cpu import format_cpu_list, parse_cpu_list
 from armada.parsers.torch import TorchBuild as TorchBuildInfo
 from armada.profile import Profile
-from armada.role_support import etcd_url, nats_url
+from armada.role_support import etcd_endpoints, nats_url
 
 # the units that serve
 VLLM_UNIT = "armada-vllm"
@@ -148,7 +148,7 @@ def serving_sandbox(profile: Profile, data: Mapping[str, Any]) -> str:
 
 
 def serving_env(profile: Profile, data: Mapping[str, Any], control_plane, cp_data: Mapping[str, Any],
-                own: dict[str, str]) -> dict[str, str]:
+                own: dict[str, str], etcd_members: Sequence[tuple[Any, Mapping[str, Any]]] = ()) -> dict[str, str]:
     """What every serving process on a host gets, vLLM's unit and Dynamo's alike
     (pure): the model cache, no usage stats, where the control plane is, then
     the caller's ``own`` keys, then the GPU environment and tcmalloc."""
@@ -157,9 +157,9 @@ def serving_env(profile: Profile, data: Mapping[str, Any], control_plane, cp_dat
         "HF_HOME": hf_home(data),
         "HF_HUB_OFFLINE": "1" if data["model_path"] else "0",
         "VLLM_NO_USAGE_STATS": "1",
-        # where a Dynamo worker on this host finds the control plane
+        # where a Dynamo worker on this host finds the control plane (every etcd member when it is a cluster)
         "NATS_SERVER": nats_url(control_plane, cp_data),
-        "ETCD_ENDPOINTS": etcd_url(control_plane, cp_data),
+        "ETCD_ENDPOINTS": etcd_endpoints(control_plane, cp_data, etcd_members),
     }
     # the CA files a Dynamo runtime checks a TLS control plane against
     if cp_data["nats_tls_cert_file"]:

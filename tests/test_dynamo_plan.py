@@ -144,6 +144,42 @@ def test_common_env_points_at_the_control_plane_and_names_users_not_passwords():
     assert frontend_args(d) == ["--http-host", "127.0.0.1", "--http-port", "8080"]
 
 
+def test_etcd_endpoints_name_every_member_of_the_control_planes_cluster():
+    """A serving host whose control plane is one member of an etcd cluster lists every member in
+    ETCD_ENDPOINTS, its control plane first (Dynamo's runtime fails over between them): losing that
+    one member does not cut the host off. A standalone etcd stays one endpoint."""
+    from pyinfra.api import Config, Inventory, State
+
+    from armada.role import RoleRun
+    from armada.role_support import etcd_members
+
+    member = {"etcd_cluster_group": "etcd_cluster", "etcd_listen": "0.0.0.0", "armada_roles": ["base", "etcd"],
+              "etcd_tls_cert_file": "/etc/armada/tls/etcd.pem", "etcd_tls_key_file": "/etc/armada/tls/etcd-key.pem",
+              "etcd_tls_ca_file": "/etc/armada/tls/ca.pem"}
+    inventory = Inventory((
+        [("e1", {**member, "ssh_hostname": "10.0.0.1"}), ("e2", {**member, "ssh_hostname": "10.0.0.2"}),
+         ("e3", {**member, "ssh_hostname": "10.0.0.3", "etcd_client_port": 2479}),
+         ("s1", {"armada_control_plane": "e2"})], {}),
+        etcd_cluster=(["e1", "e2", "e3"], {}))
+    State(inventory, Config())
+    data_of = lambda h: with_defaults(h.data.dict())  # noqa: E731
+    serve, cp = inventory.get_host("s1"), inventory.get_host("e2")
+    profile = profile_of("x86-lab-vm")
+    run = RoleRun(host=serve, inventory=inventory, profile=profile, data=data_of(serve), control_plane=cp,
+                  cp_data=data_of(cp), data_of=data_of)
+    env = common_env(profile, run.data, cp, run.cp_data, etcd_members(run))
+    assert env["ETCD_ENDPOINTS"] == "https://10.0.0.2:2379,https://10.0.0.1:2379,https://10.0.0.3:2479"
+    # the same for plain vLLM serving; a standalone etcd (no group) is its one URL
+    from roles.vllm_service import service_env
+    assert service_env(profile, run.data, cp, run.cp_data, etcd_members(run))["ETCD_ENDPOINTS"] == \
+        env["ETCD_ENDPOINTS"]
+    alone = RoleRun(host=serve, inventory=inventory, profile=profile, data=data_of(serve), control_plane=cp,
+                    cp_data={**data_of(cp), "etcd_cluster_group": None}, data_of=data_of)
+    assert etcd_members(alone) == []
+    assert common_env(profile, run.data, cp, alone.cp_data, etcd_members(alone))["ETCD_ENDPOINTS"] == \
+        "https://10.0.0.2:2379"
+
+
 def render(template, **values):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader("."), undefined=jinja2.StrictUndefined)
     return env.get_template(template).render(**values)

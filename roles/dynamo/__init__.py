@@ -30,7 +30,7 @@ from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Fleet, Role, RoleRun
-from armada.role_support import env_file_values, managed_service, template_path
+from armada.role_support import env_file_values, etcd_members, managed_service, template_path
 from armada.serving import (
     DYNAMO_VLLM,
     FRONTEND,
@@ -51,7 +51,7 @@ from roles.dynamo import health
 from roles.dynamo.defaults import KEYS
 
 
-def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> dict[str, str]:
+def common_env(profile: Profile, data: dict, control_plane, cp_data: dict, etcd_members=()) -> dict[str, str]:
     """What the frontend and every worker share: vLLM's serving environment plus
     the planes, the namespace and the control plane's user names (pure)."""
     own = {
@@ -66,7 +66,7 @@ def common_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> di
         own["NATS_AUTH_USERNAME"] = cp_data["nats_user"]
     if data["etcd_client_password_file"]:
         own["ETCD_AUTH_USERNAME"] = cp_data["etcd_client_user"]  # readwrite on Dynamo's keys only, never root
-    return serving_env(profile, data, control_plane, cp_data, own)
+    return serving_env(profile, data, control_plane, cp_data, own, etcd_members)
 
 
 def credentials(data: dict) -> dict[str, str]:
@@ -97,7 +97,7 @@ def apply(run: RoleRun):
 
     written = [files.template(name="Dynamo env (of this install)", src=tpl("dynamo.env.j2"),
                               dest=f"{install}/armada-dynamo.env", mode="644",
-                              env=env_file_values(common_env(profile, data, run.control_plane, run.cp_data)))]
+                              env=env_file_values(common_env(profile, data, run.control_plane, run.cp_data, etcd_members(run))))]
     written.append(files.template(
         name="Dynamo launcher (of this install)", src=tpl("armada-dynamo.j2"), dest=f"{install}/armada-dynamo",
         mode="755", python=f"{install}/bin/python", credentials=credentials(data)))

@@ -14,7 +14,7 @@ from armada.errors import DataError
 from armada.facts.services import DynamoWorkerUnits
 from armada.profile import Profile
 from armada.role import Role, RoleRun
-from armada.role_support import env_file_values, managed_service, open_endpoint, template_path
+from armada.role_support import env_file_values, etcd_members, managed_service, open_endpoint, template_path
 from armada.serving import (
     FRONTEND,
     VLLM_UNIT,
@@ -34,7 +34,7 @@ from roles.vllm_service import health
 UNIT = VLLM_UNIT
 
 
-def service_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> dict[str, str]:
+def service_env(profile: Profile, data: dict, control_plane, cp_data: dict, etcd_members=()) -> dict[str, str]:
     """vLLM's unit environment, from the profile (a pure function)."""
     own = {}
     if profile.accelerator == "cpu":
@@ -43,7 +43,7 @@ def service_env(profile: Profile, data: dict, control_plane, cp_data: dict) -> d
             "VLLM_CPU_KVCACHE_SPACE": str(profile.kvcache_space_gib),
             "OMP_NUM_THREADS": str(profile.omp_num_threads),
         }
-    return serving_env(profile, data, control_plane, cp_data, own)
+    return serving_env(profile, data, control_plane, cp_data, own, etcd_members)
 
 
 def server_args(profile: Profile, data: dict) -> list[str]:
@@ -75,7 +75,7 @@ def apply(run: RoleRun):
         src=tpl("vllm.env.j2"),
         dest=f"{install}/armada-vllm.env",
         mode="644",
-        env=env_file_values(service_env(profile, data, run.control_plane, run.cp_data)),
+        env=env_file_values(service_env(profile, data, run.control_plane, run.cp_data, etcd_members(run))),
     )
     exec_line = " ".join(
         shlex.quote(a) for a in [f"{install}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
