@@ -14,23 +14,9 @@ Needs root and the packages the lab needs (see README). Takes ~10 minutes.
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-
-
-def timed(label: str, command: list[str]) -> float:
-    start = time.monotonic()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    elapsed = time.monotonic() - start
-    if result.returncode != 0:
-        print((result.stdout + result.stderr)[-4000:], file=sys.stderr)
-        raise SystemExit(f"{label} failed (exit {result.returncode})")
-    print(f"{label:<28} {elapsed:8.1f} s", flush=True)
-    return elapsed
+from benchlib import BIN, timed  # noqa: E402 (bench/ is the script's folder)
 
 
 def main() -> int:

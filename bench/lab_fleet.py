@@ -20,12 +20,10 @@ Needs root and the lab's packages (see README). Prints one table.
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
+from benchlib import BIN, timed  # noqa: E402 (bench/ is the script's folder)
 
 
 def mem_available_mib() -> float:
@@ -34,17 +32,6 @@ def mem_available_mib() -> float:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) / 1024
     raise SystemExit("no MemAvailable in /proc/meminfo")
-
-
-def timed(label: str, command: list[str]) -> float:
-    start = time.monotonic()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    elapsed = time.monotonic() - start
-    if result.returncode != 0:
-        print((result.stdout + result.stderr)[-4000:], file=sys.stderr)
-        raise SystemExit(f"{label} failed (exit {result.returncode})")
-    print(f"  {label:<26} {elapsed:8.1f} s", flush=True)
-    return elapsed
 
 
 def main() -> int:
@@ -59,14 +46,14 @@ def main() -> int:
     for size in (int(n) for n in args.sizes.split(",")):
         print(f"{size} light host(s):", flush=True)
         before = mem_available_mib()
-        boot = timed("lab up --light", [armada, "lab", "up", "--light", str(size)])
+        boot = timed("lab up --light", [armada, "lab", "up", "--light", str(size)], indent="  ")
         time.sleep(5)  # let the hosts' services settle before reading memory
         per_host = (before - mem_available_mib()) / size
-        first = timed("first converge", deploy)
-        noop = timed("no-op re-converge", deploy)
-        dry = timed("--dry", [*deploy[:2], "--dry", *deploy[2:]])
+        first = timed("first converge", deploy, indent="  ")
+        noop = timed("no-op re-converge", deploy, indent="  ")
+        dry = timed("--dry", [*deploy[:2], "--dry", *deploy[2:]], indent="  ")
         rows.append((size, boot, per_host, first, noop, dry))
-        timed("light hosts removed", [armada, "lab", "up", "--light", "0"])
+        timed("light hosts removed", [armada, "lab", "up", "--light", "0"], indent="  ")
     print(f"\nmachine: {os.cpu_count()} cores; roles: base (no vLLM)")
     print("| light hosts | boot | memory per host | first converge | no-op re-converge | --dry |")
     print("| --- | --- | --- | --- | --- | --- |")

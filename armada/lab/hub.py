@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from armada.lab.static import LabServer
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -33,7 +34,7 @@ def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
 
 
-class LabHub:
+class LabHub(LabServer):
     """The mirror of ``folder`` as ``repo`` (start(), url, stop())."""
 
     def __init__(self, folder: str, repo: str, address: str = "127.0.0.1", port: int = 0,
@@ -63,22 +64,7 @@ class LabHub:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer((address, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "LabHub":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, address, port)
 
     def entries(self, blobs: bool) -> list[dict]:
         out = []
