@@ -62,11 +62,18 @@ _SPLIT = {
 
 # ARMADA_LAB_TLS=1: armada-cp's nats and etcd speak TLS only, with the
 # certificate `armada lab up` made (armada/lab/tls.py); every host checks it
-# against the lab's CA
-_TLS_CA = {"nats_tls_ca_file": _tls.CA_FILE, "etcd_tls_ca_file": _tls.CA_FILE} \
-    if _os.environ.get("ARMADA_LAB_TLS") == "1" else {}
-_TLS_SERVER = {"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.NATS_KEY_FILE,
-               "etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.ETCD_KEY_FILE} if _TLS_CA else {}
+# against the lab's CA. ARMADA_LAB_TLS=nats: nats only (what Dynamo can use:
+# its etcd client cannot verify a private CA with a password, roles/dynamo)
+_TLS_MODE = _os.environ.get("ARMADA_LAB_TLS", "0")
+_TLS_CA = {
+    **({"nats_tls_ca_file": _tls.CA_FILE} if _TLS_MODE in ("1", "nats") else {}),
+    **({"etcd_tls_ca_file": _tls.CA_FILE} if _TLS_MODE == "1" else {}),
+}
+_TLS_SERVER = {
+    **({"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.NATS_KEY_FILE} if _TLS_MODE in ("1", "nats")
+       else {}),
+    **({"etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.ETCD_KEY_FILE} if _TLS_MODE == "1" else {}),
+}
 
 
 # Light hosts (`armada lab up --light N`): base role only, unless

@@ -263,6 +263,37 @@ def test_bad_dynamo_data_is_one_clear_error(case, tmp_path):
     assert words in str(errors[0]), str(errors[0])
 
 
+@pytest.mark.parametrize("tls, refused", [("etcd", True), ("nats", False), ("both", True), ("local etcd", True)])
+def test_dynamo_on_an_etcd_speaking_tls_is_refused_before_any_change(tmp_path, tls, refused):
+    """Dynamo 1.6.1's etcd client, given a password, verifies TLS against no root at all (run against a
+    real etcd with the lab's CA: etcd logs "tls: unknown certificate authority"): a Dynamo host whose
+    etcd speaks TLS is refused offline, naming the host and armada_serving; TLS on nats alone is served."""
+    ca = {"nats_tls_ca_file": "/etc/armada/ca.pem", "etcd_tls_ca_file": "/etc/armada/ca.pem"}
+    nats = {"nats_tls_cert_file": "/etc/armada/cp.pem", "nats_tls_key_file": "/etc/armada/nats-key.pem"}
+    etcd = {"etcd_tls_cert_file": "/etc/armada/cp.pem", "etcd_tls_key_file": "/etc/armada/etcd-key.pem"}
+    server = {"etcd": etcd, "nats": nats, "both": {**nats, **etcd}, "local etcd": etcd}[tls]
+    path = tmp_path / "inv.py"
+    if tls == "local etcd":
+        path.write_text(textwrap.dedent(f"""
+            serving = (["s1"], {{**{DYNAMO!r}, **{ca!r}, **{server!r},
+                                 "armada_roles": ["base", "nats", "etcd", "vllm", "model", "vllm_service"]}})
+        """))
+    else:
+        path.write_text(textwrap.dedent(f"""
+            cp = (["cp"], {{"armada_roles": ["base", "nats", "etcd"], "etcd_listen": "0.0.0.0",
+                           "nats_listen": "0.0.0.0", "armada_insecure_open_endpoints": True, **{ca!r},
+                           **{server!r}}})
+            serving = (["s1"], {{**{DYNAMO!r}, **{ca!r}, "armada_control_plane": "cp",
+                                 "armada_roles": ["base", "vllm", "model", "vllm_service"]}})
+        """))
+    errors = validate_inventory(load_inventory(str(path)))
+    if refused:
+        assert [(e.host, e.key, e.value) for e in errors] == [("s1", "armada_serving", "dynamo")], errors
+        assert "speaks TLS" in str(errors[0]) and "client certificate" in str(errors[0])
+    else:
+        assert errors == []
+
+
 def test_a_control_plane_without_nats_is_refused_for_a_dynamo_host(tmp_path):
     path = tmp_path / "inv.py"
     path.write_text(textwrap.dedent(f"""

@@ -156,6 +156,39 @@ def test_hosts_in_different_states_order_their_operations(dynamo_run):
     assert rows and "armada-serve, armada-serve2" in rows[0], output[-3000:]
 
 
+@pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_TLS"),
+                    reason="opt-in (two control-plane restarts, ~4 min): set ARMADA_LAB_DYNAMO_TLS=1")
+def test_dynamo_over_nats_speaking_tls(dynamo_run, tmp_path, testinfra_host):
+    """armada-cp's nats switched to TLS only (ARMADA_LAB_TLS=nats, the lab's CA; etcd stays plain:
+    Dynamo's etcd client cannot verify a private CA with a password, so armada refuses that offline,
+    tests/test_dynamo_plan.py): Dynamo's frontend and worker on armada-serve2 reach nats over TLS
+    (tls://, NATS_TLS_CA_CERT_PATH) with its password, register and complete a request; then nats
+    goes back to plain TCP with Dynamo still serving."""
+    from test_lab_tls import _hand_over_files
+
+    for host in (lab.HOSTS_BY_NAME["armada-cp"], SERVE2):
+        _hand_over_files(host)
+    try:
+        result, output = deploy(tmp_path / "tls.json", "dynamo", ARMADA_LAB_TLS="nats")
+        report = json.loads((tmp_path / "tls.json").read_text()) if (tmp_path / "tls.json").exists() else {}
+        failed = {name: [c for c in entry["checks"] if not c["ok"]] for name, entry in report.items()}
+        assert result.returncode == 0, (failed, output[-8000:])
+        cp = {c["check"]: c for c in report["armada-cp"]["checks"]}
+        assert cp["nats requires TLS of every client"]["ok"], cp
+        checks = {c["check"]: c for c in report[SERVE2.name]["checks"]}
+        assert checks["chat completion through the Dynamo frontend generates"]["ok"], checks
+        assert checks["workers registered in etcd (v1/instances/dynamo/)"]["ok"], checks
+        # what the worker was given: nats over tls:// with the CA file
+        env = testinfra_host(SERVE2).check_output("cat /proc/$(systemctl show -p MainPID --value "
+                                                  "armada-dynamo-worker@agg0)/environ | tr '\\0' '\\n'")
+        planes = [line for line in env.splitlines() if line.startswith(("NATS_SERVER=", "NATS_TLS_", "ETCD_ENDPOINTS="))]
+        assert any(line.startswith("NATS_SERVER=tls://") for line in planes), planes  # (no password printed)
+        assert any(line.startswith("NATS_TLS_CA_CERT_PATH=") for line in planes), planes
+    finally:
+        result, output = deploy(tmp_path / "plain.json", "dynamo")
+        assert result.returncode == 0, output[-8000:]
+
+
 @pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_CROSS"),
                     reason="opt-in (NIXL on two hosts, ~370 MB each): set ARMADA_LAB_DYNAMO_CROSS=1")
 def test_disaggregated_prefill_on_one_host_decode_on_the_other(dynamo_run, tmp_path):

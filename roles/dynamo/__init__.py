@@ -186,6 +186,8 @@ def checks(host: str, data):
         if local and needed not in roles:
             yield DataError(host, key, needed, f"no {needed} host: add the {needed} role to this host or name "
                             "armada_control_plane (a host that runs it)")
+    if local:
+        yield from etcd_tls_gap(host, data, host, data)
 
 
 def preflight(run: RoleRun):
@@ -235,7 +237,24 @@ def control_plane_gaps(name: str, full, cp_name: str, cp_full) -> list[DataError
         if needed not in cp_full["armada_roles"]:
             gaps.append(DataError(name, key, needed, f"the control plane {cp_name} runs no {needed} "
                                   f"(its armada_roles: {', '.join(cp_full['armada_roles'])})"))
+    gaps += etcd_tls_gap(name, full, cp_name, cp_full)
     return gaps
+
+
+def etcd_tls_gap(name: str, full, cp_name: str, cp_full) -> list[DataError]:
+    """Dynamo's discovery on an etcd that speaks TLS, refused (complete data). Dynamo 1.6.1's etcd client
+    trusts a private CA only with a client certificate: with ETCD_AUTH_USERNAME/PASSWORD it drops
+    ETCD_AUTH_CA and verifies against no root at all (seen: etcd logs "tls: unknown certificate authority";
+    SSL_CERT_FILE does not help); ETCD_AUTH_CA/CLIENT_CERT/CLIENT_KEY (PEM text, not paths) connect, with the
+    certificate's CN as etcd user under --client-cert-auth. armada sets up no etcd client certificates yet."""
+    if ("dynamo_discovery_backend", "etcd") not in dynamo_needs(full) or not cp_full["etcd_tls_cert_file"]:
+        return []
+    where = "this host's etcd" if name == cp_name else f"the control plane {cp_name}'s etcd"
+    return [DataError(name, "armada_serving", full["armada_serving"],
+                      f"{where} speaks TLS (etcd_tls_cert_file), and Dynamo's etcd client cannot verify it with a "
+                      "password: it trusts a private CA only with a client certificate, which armada does not set "
+                      "up yet. Serve this host with vLLM (armada_serving: vllm), or keep that etcd on plain TCP "
+                      "on a private network (nats may keep its TLS)")]
 
 
 def fleet_checks(fleet: Fleet):
