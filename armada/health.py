@@ -269,32 +269,6 @@ def torch_check(host, profile: Profile, venv: str) -> Check:
     return Check(host.name, "venv torch is the profile's build", problem is None, problem or seen)
 
 
-def cpu_ms_script(unit: str) -> str:
-    """bash printing ``<ticks> <ticks per second>``: the CPU time (user +
-    system) of the unit's processes so far, from /proc (systemd's
-    CPUUsageNSec needs CPU accounting, which containers may lack)."""
-    return (
-        "t=0; for f in $(grep -l " + shlex.quote(unit) + " /proc/[0-9]*/cgroup 2>/dev/null); do "
-        "p=${f#/proc/}; p=${p%/cgroup}; "
-        "n=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | awk '{print $12 + $13}'); t=$((t + ${n:-0})); done; "
-        "echo \"$t $(getconf CLK_TCK)\""
-    )
-
-
-def cpu_ms(seen: str) -> float:
-    """Milliseconds from what ``cpu_ms_script`` printed (0.0 when it printed nothing usable)."""
-    try:
-        ticks, per_second = seen.split()[-2:]
-        return int(ticks) * 1000 / int(per_second)
-    except ValueError:
-        return 0.0
-
-
-def cpu_ms_of(host, unit: str) -> float:
-    _, seen = run_quiet(host, f"bash -c {shlex.quote(cpu_ms_script(unit))}")
-    return cpu_ms(seen)
-
-
 def render_table(checks: list[Check]) -> str:
     rows = [("host", "check", "ok", "seen")] + [(c.host, c.check, "ok" if c.ok else "FAIL", c.seen) for c in checks]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -170,3 +170,17 @@ def test_accounts_as_getent_prints_them_on_this_machine():
     assert (root.uid, root.gid, root.home, root.own_group_gid) == (0, 0, "/root", 0) and root.in_own_group
     assert accounts["nobody"].uid == 65534 and not accounts["nobody"].in_own_group  # nobody's group is nogroup
     assert accounts["armada-no-such-user"] is None
+
+
+def test_prompt_throughput_is_read_from_a_real_prefill_workers_journal():
+    """vLLM's periodic stats line is the witness that a prefill worker computed a prompt (its CPU time is
+    not: a worker holding KV blocks for a remote decode spins in vLLM's queue)."""
+    from armada.parsers.vllm import prompt_throughput_seen
+
+    journal = fixture_text("vllm-stats/prefill-worker-after-a-request.log")
+    assert prompt_throughput_seen(journal) == 4.0
+    # the window after it (idle: the stats line says 0.0), and a window with no stats line at all
+    idle = [line for line in journal.splitlines() if "18:43:14" in line]
+    assert idle and prompt_throughput_seen("\n".join(idle)) == 0.0
+    requests_only = [line for line in journal.splitlines() if "Avg prompt" not in line]
+    assert "request received" in "\n".join(requests_only) and prompt_throughput_seen("\n".join(requests_only)) == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from armada.commands.vllm import EXIT_MARK
@@ -62,3 +63,12 @@ def _crash_frame(text: str) -> str | None:
     """The innermost Python frame faulthandler printed when the process died: where it was."""
     frames = [line.strip() for line in text.splitlines() if line.strip().startswith('File "')]
     return frames[0] if frames else None
+
+
+PROMPT_THROUGHPUT = re.compile(r"Avg prompt throughput: ([0-9]+(?:\.[0-9]+)?) tokens/s")
+
+
+def prompt_throughput_seen(journal: str) -> float:
+    """The highest "Avg prompt throughput" vLLM's engine logged in ``journal`` (its periodic stats line),
+    0.0 when none: above 0 only when that engine computed prompt tokens, a prefill, in the window."""
+    return max((float(value) for value in PROMPT_THROUGHPUT.findall(journal)), default=0.0)
