@@ -9,13 +9,9 @@ On armada-serve2 (x86_64; nats and etcd on armada-cp), prints:
   completion through the frontend;
 - per-request latency through the frontend, median of N, and its ratio to
   vLLM direct;
-- with --cross: the same request disaggregated across hosts
-  (ARMADA_LAB_DYNAMO_SPLIT=1: prefill on armada-serve, decode on
-  armada-serve2, the KV cache over NIXL across the lab network), through
-  armada-serve2's frontend, median of N, against aggregated Dynamo on one host;
-then switches the host(s) back to plain vLLM.
+then switches the host back to plain vLLM.
 
-    sudo .venv/bin/python bench/lab_dynamo.py [-n 20] [--cross]
+    sudo .venv/bin/python bench/lab_dynamo.py [-n 20]
 
 Needs root and the lab (armada lab up); deploys the lab first if needed.
 """
@@ -50,12 +46,12 @@ def limits(hosts: str) -> list[str]:
     return [arg for name in hosts.split(",") for arg in ("--limit", name)]
 
 
-def deploy(serving: str, limit: str, **env: str) -> float:
+def deploy(serving: str, limit: str) -> float:
     start = time.monotonic()
     result = subprocess.run(
         [os.path.join(BIN, "pyinfra"), "-y", "inventories/local.py", "deploys/llm.py", *limits(limit),
          "--data", "armada_health_report=/tmp/bench-dynamo-health.json"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ARMADA_LAB_SERVING": serving, **env})
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ARMADA_LAB_SERVING": serving})
     if result.returncode != 0:
         print((result.stdout + result.stderr)[-4000:], file=sys.stderr)
         raise SystemExit(f"deploy ({serving}) failed (exit {result.returncode})")
@@ -81,7 +77,6 @@ def latencies(port: int, count: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="requests per median")
-    parser.add_argument("--cross", action="store_true", help="also prefill on armada-serve, decode on armada-serve2")
     args = parser.parse_args()
     lab.up(log=lambda m: None)
 
@@ -111,16 +106,7 @@ def main() -> int:
     print(f"Dynamo frontend, median of {args.n}      {statistics.median(frontend) * 1000:8.1f} ms", flush=True)
     print(f"frontend / direct                     {ratio:8.2f} x")
 
-    back = "armada-serve2"
-    if args.cross:
-        back = "armada-serve,armada-serve2"
-        took = deploy("dynamo", "armada-cp,armada-serve,armada-serve2", ARMADA_LAB_DYNAMO_SPLIT="1")
-        print(f"deploy splitting across two hosts     {took:8.1f} s", flush=True)
-        cross = latencies(8080, args.n)
-        print(f"prefill serve, decode serve2, median  {statistics.median(cross) * 1000:8.1f} ms", flush=True)
-        print(f"cross-host / aggregated on one host   {statistics.median(cross) / statistics.median(frontend):8.2f} x")
-
-    print(f"deploy back to plain vLLM             {deploy('vllm', back):8.1f} s", flush=True)
+    print(f"deploy back to plain vLLM             {deploy('vllm', 'armada-serve2'):8.1f} s", flush=True)
     print(f"\nhost: {HOST.name} (x86_64), nats/etcd on armada-cp (aarch64, emulated); machine: {os.cpu_count()} cores")
     return 0
 
