@@ -48,6 +48,3 @@ class LabFiles(LabServer):
                 served.requests.append(self.path)
 
         super().__init__(functools.partial(Handler, directory=folder), address, port)
-
-
-
