@@ -16,6 +16,7 @@ PyTorch's CPU index.
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import urllib.request
@@ -25,6 +26,7 @@ import pytest
 from armada.lab import hosts as lab
 from armada.lab.assets import MODEL_NAME
 from armada.lab.scenarios import HEALTH_OP, changed_operations
+from armada.commands.vllm import prompt_throughput_command
 from armada.parsers.vllm import prompt_throughput_seen
 from conftest import ROOT
 
@@ -168,10 +170,8 @@ def test_dynamo_over_nats_speaking_tls(dynamo_run, tmp_path, testinfra_host):
     tests/test_dynamo_plan.py): Dynamo's frontend and worker on armada-serve2 reach nats over TLS
     (tls://, NATS_TLS_CA_CERT_PATH) with its password, register and complete a request; then nats
     goes back to plain TCP with Dynamo still serving."""
-    from test_lab_tls import _hand_over_files
-
     for host in (lab.HOSTS_BY_NAME["armada-cp"], SERVE2):
-        _hand_over_files(host)
+        lab.refresh_tls_files(host)
     try:
         result, output = deploy(tmp_path / "tls.json", "dynamo", ARMADA_LAB_TLS="nats")
         report = json.loads((tmp_path / "tls.json").read_text()) if (tmp_path / "tls.json").exists() else {}
@@ -224,8 +224,8 @@ def test_disaggregated_prefill_on_one_host_decode_on_the_other(dynamo_run, tmp_p
             body = json.loads(response.read())
         assert body["choices"][0]["message"]["content"], body
         # the witness: armada-serve's prefill engine computed the prompt (vLLM's stats line, every 10 s)
-        stats = lab.ssh_exec(SERVE, f"sleep 12; journalctl -u armada-dynamo-worker@prefill0 --since @{since} -o cat "
-                             "| grep 'Avg prompt throughput'", timeout=60)[1]
+        witness = prompt_throughput_command("armada-dynamo-worker@prefill0", since)
+        stats = lab.ssh_exec(SERVE, f"bash -c {shlex.quote(witness)}", timeout=60)[1]
         assert prompt_throughput_seen(stats) > 0, stats
     finally:
         # both hosts back to plain vLLM serving

@@ -36,31 +36,11 @@ def deploy(report, with_tls: bool):
     return result, result.stdout + result.stderr
 
 
-def _hand_over_files(host):
-    """The TLS files `armada lab up` writes into each host (a lab brought up
-    before they existed gets them here, the same way: root's files)."""
-    client = lab.ssh_client(host)
-    try:
-        sftp = client.open_sftp()
-        for path, (text, mode) in tls.host_files(host.name).items():
-            try:
-                if sftp.stat(path).st_size == len(text.encode()):
-                    continue
-            except FileNotFoundError:
-                pass
-            with sftp.open(path, "w") as handle:
-                handle.write(text)
-            sftp.chmod(path, mode)
-        sftp.close()
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="module")
 def tls_run(deployed_lab, tmp_path_factory):
     """The deployed lab (conftest.deployed_lab) switched to TLS, and back to plain TCP at the end."""
     for host in (CP, SERVE):
-        _hand_over_files(host)
+        lab.refresh_tls_files(host)
     folder = tmp_path_factory.mktemp("tls")
     try:
         result, output = deploy(folder / "tls.json", with_tls=True)

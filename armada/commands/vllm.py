@@ -47,3 +47,13 @@ def report_exit(command: str) -> str:
     """``command`` with its output and, always last, its exit status (a signal shows as 128 + its
     number), so that a crash is read, not lost in a failed command."""
     return f"{command} 2>&1; echo {EXIT_MARK}$?"
+
+
+def prompt_throughput_command(unit: str, since: str, wait_s: int = 15) -> str:
+    """A bash script printing the stats lines (``Avg prompt throughput``) ``unit``'s vLLM engine logged
+    since ``since`` (epoch seconds on the host), waiting up to ``wait_s`` s for one with a non-zero
+    prompt throughput (vLLM logs its stats every 10 s after activity); parsed by
+    armada.parsers.vllm.prompt_throughput_seen."""
+    grep = f"journalctl -u {shlex.quote(unit)} --since @{int(since)} -o cat | grep 'Avg prompt throughput'"
+    return (f"for i in $(seq {int(wait_s)}); do {grep} | grep -q 'throughput: [0-9.]*[1-9]' && break; sleep 1; "
+            f"done; {grep} | tail -20")

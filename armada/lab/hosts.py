@@ -288,6 +288,27 @@ def ssh_client(host: LabHost, timeout: float = 10.0):
     return client
 
 
+def refresh_tls_files(host: LabHost) -> None:
+    """Write the TLS files `armada lab up` puts into each host (armada.lab.tls.host_files) into a host
+    that is already up, as root's files, skipping those already there at the same size: a lab brought
+    up before a file existed (a client certificate, a new host's own) gets it this way."""
+    client = ssh_client(host)
+    try:
+        sftp = client.open_sftp()
+        for path, (text, mode) in host_files(host.name).items():
+            try:
+                if sftp.stat(path).st_size == len(text.encode()):
+                    continue
+            except FileNotFoundError:
+                pass
+            with sftp.open(path, "w") as handle:
+                handle.write(text)
+            sftp.chmod(path, mode)
+        sftp.close()
+    finally:
+        client.close()
+
+
 def ssh_exec(host: LabHost, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
     client = ssh_client(host)
     try:

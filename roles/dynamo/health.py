@@ -18,6 +18,7 @@ from armada.health import (
     torch_check,
     unit_active,
 )
+from armada.commands.vllm import prompt_throughput_command
 from armada.parsers.vllm import prompt_throughput_seen
 from armada.profile import Profile
 from armada.role_support import etcd_ca, etcd_url, nats_url, run_quiet
@@ -94,8 +95,6 @@ def prefill_witness(host, unit: str, since: str, wait_s: int = 15) -> float:
     a prefill worker holding KV blocks for a remote decode spins in vLLM's queue without any request."""
     if not since.isdigit():
         return 0.0
-    grep = f"journalctl -u {shlex.quote(unit)} --since @{since} -o cat | grep 'Avg prompt throughput'"
-    wait = (f"for i in $(seq {wait_s}); do {grep} | grep -q 'throughput: [0-9.]*[1-9]' && break; sleep 1; done; "
-            f"{grep} | tail -20")
+    wait = prompt_throughput_command(unit, since, wait_s)
     _, seen = run_quiet(host, f"bash -c {shlex.quote(wait)}")
     return prompt_throughput_seen(seen)
