@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -34,16 +35,37 @@ BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
 SPECIAL_TOKENS = [BOS, EOS, UNK, PAD]  # the trainer gives them ids 0..3 in this order
 
 VOCAB_SIZE = 512
-HIDDEN_SIZE = 128
-NUM_HEADS = 2
-NUM_KV_HEADS = 2
-HEAD_DIM = HIDDEN_SIZE // NUM_HEADS  # 64
-NUM_LAYERS = 2
-INTERMEDIATE_SIZE = 256
-MAX_POSITIONS = 512
 RMS_NORM_EPS = 1e-6
 ROPE_THETA = 10000.0
 INIT_STD = 0.02
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A Llama's size. head_dim = hidden / heads stays 64: vLLM's CPU attention refuses head_dim 16."""
+    name: str
+    hidden: int
+    heads: int
+    kv_heads: int
+    layers: int
+    intermediate: int
+    max_positions: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def parameters(self, vocab_size: int = VOCAB_SIZE) -> int:
+        attention = 2 * self.hidden * self.heads * self.head_dim + 2 * self.hidden * self.kv_heads * self.head_dim
+        per_layer = attention + 3 * self.hidden * self.intermediate + 2 * self.hidden
+        return 2 * vocab_size * self.hidden + self.layers * per_layer + self.hidden
+
+
+# the lab's serving tests: loads in seconds, answers gibberish
+TINY = Shape("tiny", hidden=128, heads=2, kv_heads=2, layers=2, intermediate=256, max_positions=512)
+# bench/lab_tuning.py: large enough that a 2-core host is compute-bound (about 0.25 G parameters, 1 GB in float32)
+BENCH = Shape("bench", hidden=1024, heads=16, kv_heads=16, layers=20, intermediate=2816, max_positions=2048)
+SHAPES = {shape.name: shape for shape in (TINY, BENCH)}
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -121,7 +143,7 @@ def _train_tokenizer() -> Tokenizer:
     return tok
 
 
-def _weights(vocab_size: int, seed: int) -> dict[str, np.ndarray]:
+def _weights(vocab_size: int, seed: int, shape: Shape) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
 
     def normal(*shape: int) -> np.ndarray:
@@ -131,20 +153,21 @@ def _weights(vocab_size: int, seed: int) -> dict[str, np.ndarray]:
         return np.ones((n,), dtype=np.float32)
 
     # Draw in a fixed order so that a seed always gives the same tensors.
-    w: dict[str, np.ndarray] = {"model.embed_tokens.weight": normal(vocab_size, HIDDEN_SIZE)}
-    for i in range(NUM_LAYERS):
+    hidden, q, kv, inter = shape.hidden, shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.intermediate
+    w: dict[str, np.ndarray] = {"model.embed_tokens.weight": normal(vocab_size, hidden)}
+    for i in range(shape.layers):
         p = f"model.layers.{i}"
-        w[f"{p}.self_attn.q_proj.weight"] = normal(NUM_HEADS * HEAD_DIM, HIDDEN_SIZE)
-        w[f"{p}.self_attn.k_proj.weight"] = normal(NUM_KV_HEADS * HEAD_DIM, HIDDEN_SIZE)
-        w[f"{p}.self_attn.v_proj.weight"] = normal(NUM_KV_HEADS * HEAD_DIM, HIDDEN_SIZE)
-        w[f"{p}.self_attn.o_proj.weight"] = normal(HIDDEN_SIZE, NUM_HEADS * HEAD_DIM)
-        w[f"{p}.mlp.gate_proj.weight"] = normal(INTERMEDIATE_SIZE, HIDDEN_SIZE)
-        w[f"{p}.mlp.up_proj.weight"] = normal(INTERMEDIATE_SIZE, HIDDEN_SIZE)
-        w[f"{p}.mlp.down_proj.weight"] = normal(HIDDEN_SIZE, INTERMEDIATE_SIZE)
-        w[f"{p}.input_layernorm.weight"] = ones(HIDDEN_SIZE)
-        w[f"{p}.post_attention_layernorm.weight"] = ones(HIDDEN_SIZE)
-    w["model.norm.weight"] = ones(HIDDEN_SIZE)
-    w["lm_head.weight"] = normal(vocab_size, HIDDEN_SIZE)
+        w[f"{p}.self_attn.q_proj.weight"] = normal(q, hidden)
+        w[f"{p}.self_attn.k_proj.weight"] = normal(kv, hidden)
+        w[f"{p}.self_attn.v_proj.weight"] = normal(kv, hidden)
+        w[f"{p}.self_attn.o_proj.weight"] = normal(hidden, q)
+        w[f"{p}.mlp.gate_proj.weight"] = normal(inter, hidden)
+        w[f"{p}.mlp.up_proj.weight"] = normal(inter, hidden)
+        w[f"{p}.mlp.down_proj.weight"] = normal(hidden, inter)
+        w[f"{p}.input_layernorm.weight"] = ones(hidden)
+        w[f"{p}.post_attention_layernorm.weight"] = ones(hidden)
+    w["model.norm.weight"] = ones(hidden)
+    w["lm_head.weight"] = normal(vocab_size, hidden)
     return w
 
 
@@ -154,8 +177,9 @@ def _write_json(path: str, obj: dict) -> None:
         f.write("\n")
 
 
-def make_tiny_llama(outdir: str, seed: int = 0) -> str:
-    """Write a tiny random-weight LlamaForCausalLM folder to ``outdir``; return ``outdir``."""
+def make_tiny_llama(outdir: str, seed: int = 0, shape: Shape = TINY) -> str:
+    """Write a random-weight LlamaForCausalLM folder of ``shape`` (the lab's tiny one by default) to
+    ``outdir``; return ``outdir``."""
     os.makedirs(outdir, exist_ok=True)
 
     tok = _train_tokenizer()
@@ -171,7 +195,7 @@ def make_tiny_llama(outdir: str, seed: int = 0) -> str:
             "eos_token": EOS,
             "unk_token": UNK,
             "pad_token": PAD,
-            "model_max_length": MAX_POSITIONS,
+            "model_max_length": shape.max_positions,
             "clean_up_tokenization_spaces": False,
             "chat_template": CHAT_TEMPLATE,
         },
@@ -187,14 +211,14 @@ def make_tiny_llama(outdir: str, seed: int = 0) -> str:
             "architectures": ["LlamaForCausalLM"],
             "model_type": "llama",
             "vocab_size": vocab_size,
-            "hidden_size": HIDDEN_SIZE,
-            "intermediate_size": INTERMEDIATE_SIZE,
-            "num_hidden_layers": NUM_LAYERS,
-            "num_attention_heads": NUM_HEADS,
-            "num_key_value_heads": NUM_KV_HEADS,
-            "head_dim": HEAD_DIM,
+            "hidden_size": shape.hidden,
+            "intermediate_size": shape.intermediate,
+            "num_hidden_layers": shape.layers,
+            "num_attention_heads": shape.heads,
+            "num_key_value_heads": shape.kv_heads,
+            "head_dim": shape.head_dim,
             "hidden_act": "silu",
-            "max_position_embeddings": MAX_POSITIONS,
+            "max_position_embeddings": shape.max_positions,
             "initializer_range": INIT_STD,
             "rms_norm_eps": RMS_NORM_EPS,
             "rope_theta": ROPE_THETA,
@@ -216,19 +240,21 @@ def make_tiny_llama(outdir: str, seed: int = 0) -> str:
         {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": pad_id},
     )
 
-    save_file(_weights(vocab_size, seed), os.path.join(outdir, "model.safetensors"), metadata={"format": "pt"})
+    save_file(_weights(vocab_size, seed, shape), os.path.join(outdir, "model.safetensors"), metadata={"format": "pt"})
     return outdir
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m armada.lab.model",
-        description="Write the lab's tiny random-weight Llama model folder (no hub download).",
+        description="Write a random-weight Llama model folder for the lab (no hub download).",
     )
     parser.add_argument("outdir")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny",
+                        help="tiny: the lab's serving tests; bench: bench/lab_tuning.py's compute-bound model")
     args = parser.parse_args(argv)
-    print(make_tiny_llama(args.outdir, seed=args.seed))
+    print(make_tiny_llama(args.outdir, seed=args.seed, shape=SHAPES[args.shape]))
 
 
 if __name__ == "__main__":
