@@ -246,7 +246,11 @@ def etcd_tls_gap(name: str, full, cp_name: str, cp_full) -> list[DataError]:
     trusts a private CA only with a client certificate: with ETCD_AUTH_USERNAME/PASSWORD it drops
     ETCD_AUTH_CA and verifies against no root at all (seen: etcd logs "tls: unknown certificate authority";
     SSL_CERT_FILE does not help); ETCD_AUTH_CA/CLIENT_CERT/CLIENT_KEY (PEM text, not paths) connect, with the
-    certificate's CN as etcd user under --client-cert-auth. armada sets up no etcd client certificates yet."""
+    certificate's CN as etcd user under --client-cert-auth. armada sets up no etcd client certificates yet,
+    and under --client-cert-auth etcd 3.4.23's JSON gateway (every armada check and auth step goes through
+    it) refuses a client certificate that carries a CN ("CommonName of client sending a request against
+    gateway will be ignored"), while a CN-less one passes: the route is armada's checks over gRPC (etcdctl)
+    or a second, CN-less client certificate per host (both seen against a real etcd 3.4.23)."""
     if ("dynamo_discovery_backend", "etcd") not in dynamo_needs(full) or not cp_full["etcd_tls_cert_file"]:
         return []
     where = "this host's etcd" if name == cp_name else f"the control plane {cp_name}'s etcd"
