@@ -9,6 +9,7 @@ stops the whole run before any operation changes any host.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 
 from pyinfra import logger
@@ -139,17 +140,27 @@ def prepare(host, inventory) -> RoleRun:
     return run
 
 
-def collect_health(run: RoleRun) -> list[health.Check]:
-    """Every check of every role the host runs, in deploy order."""
-    return [check for one in registry.selected(run.data) if one.health for check in one.health(run)]
+def collect_health(run: RoleRun, seconds: dict[str, float] | None = None) -> list[health.Check]:
+    """Every check of every role the host runs, in deploy order; ``seconds``, when given, gets each
+    role's wall time (where a host's health time goes)."""
+    checks = []
+    for one in registry.selected(run.data):
+        if one.health:
+            start = time.monotonic()
+            checks += one.health(run)
+            if seconds is not None:
+                seconds[one.name] = round(time.monotonic() - start, 3)
+    return checks
 
 
 def run_health_checks(run: RoleRun, first: tuple[health.Check, ...] = ()) -> None:
     """Health of one host after the run (called through python.call); ``first``: what the
     deploy itself has to report (a rollback's decision), listed before the roles' checks."""
-    checks = [*first, *collect_health(run)]
-    health.write_report(run.data["armada_health_report"], run.host.name, checks)
-    print(f"\n--> Health of {run.host.name}\n{health.render_table(checks)}\n", flush=True)
+    seconds: dict[str, float] = {}
+    checks = [*first, *collect_health(run, seconds)]
+    health.write_report(run.data["armada_health_report"], run.host.name, checks, seconds)
+    timing = ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
+    print(f"\n--> Health of {run.host.name} ({timing})\n{health.render_table(checks)}\n", flush=True)
     failed = [c for c in checks if not c.ok]
     if failed:
         raise RuntimeError(f"{run.host.name}: {len(failed)} health check(s) failed: "

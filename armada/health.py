@@ -276,8 +276,9 @@ def render_table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def write_report(path: str, host_name: str, checks: list[Check]) -> None:
-    """Merge one host's checks into the JSON report file on the control machine."""
+def write_report(path: str, host_name: str, checks: list[Check], seconds: dict[str, float] | None = None) -> None:
+    """Merge one host's checks (and ``seconds``: each role's health time) into the JSON report file on the
+    control machine."""
     report = {}
     if os.path.exists(path):
         try:
@@ -286,5 +287,7 @@ def write_report(path: str, host_name: str, checks: list[Check]) -> None:
         except ValueError:
             report = {}
     report[host_name] = {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+    if seconds is not None:
+        report[host_name]["seconds"] = seconds
     with open(path, "w") as handle:
         json.dump(report, handle, indent=2)

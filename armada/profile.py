@@ -132,6 +132,12 @@ def _dtype(facts: HostFacts, accelerator: str, wanted: str) -> tuple[str, str]:
     return "float32", f"{facts.cpu.microarch} has no bf16 instructions: bfloat16 would be emulated and slow"
 
 
+# a rank keeps one core out of its OpenMP binding (for the API server and the tokenizer) only from this
+# many cores: below it the core costs more compute than the preemption it saves (on 2 cores, measured:
+# a third fewer output tokens/s); 8 (a core costing at most 1/8) is a judgment, not a measurement
+RESERVE_FROM_CORES = 8
+
+
 def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tuple[list[list[int]], int, str]:
     """CPU ids each rank's OpenMP threads bind to, reserved cores per rank, reason."""
     nodes = [list(cpus) for _, cpus in facts.cpu.numa_cpus]
@@ -173,8 +179,17 @@ def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tu
         )
     smallest = min(len(g) for g in groups)
     if reserved is None:
-        reserved = 1 if smallest > 1 else 0
-        why_reserved = f"{reserved} core per rank left for the API server and tokenizer" if reserved else "no core to spare"
+        reserved = 1 if smallest >= RESERVE_FROM_CORES else 0
+        if reserved:
+            why_reserved = (f"1 core per rank (of {smallest}) left for the API server and tokenizer, so they do not "
+                            "preempt the OpenMP threads")
+        elif smallest > 1:
+            why_reserved = (f"every core bound: a core left for the API server would cost a rank of {smallest} cores "
+                            f"1/{smallest} of its compute (measured on 2 cores, bench/lab_tuning.py: 102.5 output "
+                            f"tokens/s bound to both against 68.4 with one left free, TPOT 36.9 against 53.5 ms); "
+                            f"one is left from {RESERVE_FROM_CORES} cores per rank")
+        else:
+            why_reserved = "no core to spare"
     else:
         why_reserved = f"{reserved} core(s) per rank reserved by data"
         if reserved >= smallest:

@@ -360,12 +360,17 @@ def test_prefill_only_hosts_with_no_decode_in_their_namespace_are_refused(tmp_pa
 def test_nixl_binding_puts_each_nodes_highest_core_in_the_binding():
     from armada.serving import nixl_binding
 
-    assert nixl_binding([0], [[0, 1]]) == [1]  # the lab's 2-core host: the forward pass on core 1, the API on 0
+    assert nixl_binding([0], [[0, 1]]) == [1]  # a 2-core host keeping a core free: the forward pass on 1, the API on 0
     assert nixl_binding([0, 1, 2, 4, 5, 6], [[0, 1, 2, 3], [4, 5, 6, 7]]) == [1, 2, 3, 5, 6, 7]
     assert nixl_binding([0, 1, 2, 3], [[0, 1, 2, 3]]) == [0, 1, 2, 3]  # nothing reserved: unchanged
     lab = profile_of("x86-lab-vm", dynamo_worker_mode="disaggregated")
     prefill = plan_workers("lab", lab, data(dynamo_worker_mode="disaggregated", dynamo_prefill_workers=1,
                                             dynamo_decode_workers=0))[0]
+    # the lab's 2-core host binds both cores (armada.profile.RESERVE_FROM_CORES): nothing to move
+    assert prefill.env["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    kept = profile_of("x86-lab-vm", dynamo_worker_mode="disaggregated", vllm_cpu_reserved_cores=1)
+    prefill = plan_workers("lab", kept, data(dynamo_worker_mode="disaggregated", dynamo_prefill_workers=1,
+                                             dynamo_decode_workers=0, vllm_cpu_reserved_cores=1))[0]
     assert prefill.env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
 
 

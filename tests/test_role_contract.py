@@ -54,5 +54,8 @@ def test_the_deploy_runs_it_and_the_health_phase_asks_it(toy):
     host = inventory.get_host("t1")
     assert toy in registry.selected(deploy.host_data_complete(host))
     run = deploy.role_run(host, inventory, profile_of("x86-lab-vm", deploy.host_data_complete(host), "t1"))
-    checks = deploy.collect_health(run)
+    seconds = {}
+    checks = deploy.collect_health(run, seconds)
     assert [(c.check, c.ok, c.seen) for c in checks if c.check == "toy greets"] == [("toy greets", True, "hi")]
+    # each role's health time, for the report (where a host's health time goes)
+    assert "toy" in seconds and 0 <= seconds["toy"] < 60

@@ -75,7 +75,8 @@ KEYS = (
     Key("vllm_kvcache_space_gib", int, None, "CPU serving: KV cache GiB per rank (VLLM_CPU_KVCACHE_SPACE); "
         "default from the host's memory and the model's size", nullable=True, check=at_least(1)),
     Key("vllm_cpu_reserved_cores", int, None, "CPU serving: cores per rank kept out of the OpenMP binding for the "
-        "API server and tokenizer; default 1 (0 on a one-core node)", nullable=True, check=at_least(0)),
+        "API server and tokenizer; default 1 from 8 cores per rank, else 0 (on 2 cores, binding both served a "
+        "half more tokens/s: bench/lab_tuning.py)", nullable=True, check=at_least(0)),
     Key("vllm_max_model_len", int, None, "--max-model-len; default: the model's own", nullable=True, check=at_least(16)),
     Key("vllm_exclude_deps", list, [], "Requirements of the vLLM package NOT to install (e.g. torchvision, "
         "torchaudio, torchcodec for text-only CPU serving, where PyPI's builds do not match a +cpu torch)",
