@@ -118,7 +118,7 @@ def test_vllm_service_env_and_args_from_the_profile():
     data = with_defaults({"model_path": None, "model_id": "org/tiny", "vllm_max_model_len": 256})
     cp = FakeHost("armada-cp", ssh_hostname="10.213.0.11", nats_listen="0.0.0.0", etcd_listen="0.0.0.0")
     env = service_env(profile, data, cp, with_defaults(cp.data))
-    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0-1" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert env["LD_PRELOAD"] == "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
     assert env["NATS_SERVER"] == "nats://10.213.0.11:4222" and env["ETCD_ENDPOINTS"] == "http://10.213.0.11:2379"
     args = server_args(profile, data)
