@@ -19,12 +19,15 @@ import shlex
 import time
 from dataclasses import asdict, dataclass
 
+import gevent
+from pyinfra.context import ctx_config, ctx_host
+
 from armada.commands.etcd import etcd_curl, etcd_login_body
-from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
-from armada.parsers.torch import parse_distributions, parse_torch_probe
+from armada.commands.torch import VENV_FILES_PROBE, VENV_PROBE, serving_processes_script
+from armada.parsers.torch import parse_serving_processes, parse_venv_probe
 from armada.profile import Profile
 from armada.role_support import etcd_ca, run_quiet
-from armada.serving import torch_problem
+from armada.serving import running_torch_problem, torch_problem
 
 
 @dataclass(frozen=True)
@@ -172,18 +175,26 @@ def etcd_read(host, url: str, password_file: str | None = None, body: dict | Non
     key): anonymous, or as ``user`` with the password in ``password_file`` (sent
     through curl's stdin; the token it gets never leaves the host).
     ``(read ok, what etcd said)``."""
+    return etcd_reads(host, url, password_file, [body or {"key": "YQ=="}], ca_file, user)[0]
+
+
+def etcd_reads(host, url: str, password_file: str | None, bodies: list[dict], ca_file: str | None = None,
+               user: str = "root") -> list[tuple[bool, str]]:
+    """Several v3 range reads after one login (etcd checks a password with bcrypt: 0.2 s on the lab's
+    x86_64 hosts, more under emulation), in one command; one ``(read ok, what etcd said)`` per body."""
     curl = etcd_curl(ca_file)
-    request = json.dumps(body or {"key": "YQ=="})
-    read = f"{curl} -d {shlex.quote(request)} {shlex.quote(url + '/v3/kv/range')}"
+    reads = [f"{curl} -d {shlex.quote(json.dumps(body))} {shlex.quote(url + '/v3/kv/range')}" for body in bodies]
     if password_file:
         login = f"{etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}"
         script = (f"t=$({login} | sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p'); "
                   "[ -n \"$t\" ] || { echo 'authentication refused'; exit 1; }; "
-                  f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-")
+                  + "; echo; ".join(f"printf 'Authorization: %s\\n' \"$t\" | {read} -H @-" for read in reads))
     else:
-        script = read
+        script = "; echo; ".join(reads)
     ok, seen = run_quiet(host, f"bash -c {shlex.quote(script)}")
-    return ok and '"header"' in seen and "error" not in seen, seen
+    answers = seen.splitlines() if ok or len(seen.splitlines()) == len(bodies) else [seen] * len(bodies)
+    answers += [seen] * (len(bodies) - len(answers))
+    return [(ok and '"header"' in answer and "error" not in answer, answer) for answer in answers[:len(bodies)]]
 
 
 def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python: str) -> list[Check]:
@@ -191,6 +202,12 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
     would: with the credentials its data names when the control plane asks for
     them, over TLS (checked against this host's CA files) when it speaks TLS.
     ``python``: an interpreter on the host (the serving venv's) for the TLS client."""
+    return [check for part in concurrently(lambda: _reaches_etcd(host, etcd_url, data),
+                                           lambda: _reaches_nats(host, nats_url, data, python))
+            for check in part]
+
+
+def _reaches_etcd(host, etcd_url: str, data: dict) -> list[Check]:
     ca = etcd_ca(data, etcd_url)
     ok, health = http_json_until(host, f"{etcd_url}/health", etcd_healthy, retries=10, cacert=ca)
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, shown(health))]
@@ -199,6 +216,11 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
         ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"], {"key": "djEv"}, ca_file=ca,
                              user=user)
         checks.append(Check(host.name, f"authenticates to etcd {etcd_url} as {user}", ok, seen[-120:]))
+    return checks
+
+
+def _reaches_nats(host, nats_url: str, data: dict, python: str) -> list[Check]:
+    checks = []
     scheme, rest = nats_url.split("://", 1)
     address, port = rest.rsplit(":", 1)
     if scheme == "tls":
@@ -243,30 +265,73 @@ def ready_wait_script(base: str, unit: str, ready_timeout: int) -> str:
     )
 
 
-def tcmalloc_check(host, profile: Profile, cgroup_pattern: str, what: str) -> Check:
-    """tcmalloc in every process of the units (API server, EngineCore, Worker),
-    found by their cgroup line, which reads the same under cgroup v1 and v2."""
-    library = shlex.quote(os.path.basename(profile.tcmalloc_path))
-    script = (
-        f"for f in $(grep -l {shlex.quote(cgroup_pattern)} /proc/[0-9]*/cgroup 2>/dev/null); do p=${{f#/proc/}}; "
-        "p=${p%/cgroup}; "
-        f"if grep -q {library} /proc/$p/maps 2>/dev/null; then echo \"mapped $p $(cat /proc/$p/comm)\"; "
-        "else echo \"missing $p $(cat /proc/$p/comm)\"; fi; done"
-    )
-    _, seen = run_quiet(host, f"bash -c {shlex.quote(script)}")
-    lines = [line for line in seen.splitlines() if line.startswith(("mapped ", "missing "))]
+def tcmalloc_of(host_name: str, profile: Profile, processes, what: str) -> Check:
+    """tcmalloc in every process of the units (API server, EngineCore, Worker): ``processes`` from
+    armada.parsers.torch.parse_serving_processes."""
+    library = os.path.basename(profile.tcmalloc_path)
+    lines = [f"{'mapped' if any(library in lib for lib in p.libraries) else 'missing'} {p.pid} {p.comm}"
+             for p in processes]
     mapped = [line for line in lines if line.startswith("mapped ")]
-    return Check(host.name, f"tcmalloc mapped in {what}", bool(mapped) and len(mapped) == len(lines),
+    return Check(host_name, f"tcmalloc mapped in {what}", bool(mapped) and len(mapped) == len(lines),
                  "; ".join(lines) or f"no {what} process found")
 
 
+def venv_probe(host, profile: Profile, venv: str) -> str:
+    """The venv's distributions and torch build (armada.parsers.torch.parse_venv_probe): read from
+    torch's files on a CPU-only host (no import: 2.2 s of CPU on the lab), imported on a GPU host, where
+    CUDA's devices are counted."""
+    script = VENV_PROBE if profile.accelerator == "cuda" else VENV_FILES_PROBE
+    return run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}", with_stderr=False)[1]
+
+
+def torch_verdict(host_name: str, profile: Profile, probe: str, serving: tuple[str | None, list] | None = None) -> Check:
+    """The venv's torch is the profile's build (its version, its CUDA version, no CUDA wheels on a
+    CPU-only host), from ``probe`` (venv_probe's output); and, given ``serving`` (the install's real path
+    and its processes, from parse_serving_processes), the build the serving processes loaded."""
+    build, distributions = parse_venv_probe(probe)
+    problem = torch_problem(build, profile, distributions)
+    if problem is None and serving is not None:
+        problem = running_torch_problem(*serving, profile)
+    seen = f"torch {build.version} cuda={build.cuda}" if build else (probe[-200:] or "no torch in the venv")
+    if serving is not None and problem is None:
+        loaded = sum(1 for p in serving[1] if any("/libtorch_" in lib for lib in p.libraries))
+        seen += f", loaded by {loaded} serving process(es)"
+    return Check(host_name, "venv torch is the profile's build", problem is None, problem or seen)
+
+
 def torch_check(host, profile: Profile, venv: str) -> Check:
-    ok, probe = run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(TORCH_PROBE)} 2>/dev/null")
-    build = parse_torch_probe(probe) if ok else None
-    _, listing = run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(DISTRIBUTIONS_PROBE)}")
-    problem = torch_problem(build, profile, parse_distributions(listing))
-    seen = f"torch {build.version} cuda={build.cuda}" if build else probe[-200:]
-    return Check(host.name, "venv torch is the profile's build", problem is None, problem or seen)
+    """The venv's torch alone (no serving process asked)."""
+    return torch_verdict(host.name, profile, venv_probe(host, profile, venv))
+
+
+def process_checks(host, profile: Profile, venv: str, cgroup_pattern: str, what: str) -> list[Check]:
+    """tcmalloc in every serving process (when the profile preloads it) and the venv's torch, also as
+    loaded by those processes: one scan of the processes' memory maps and one python run, at once."""
+    (_, scan), probe = concurrently(
+        lambda: run_quiet(host, f"bash -c {shlex.quote(serving_processes_script(cgroup_pattern, venv))}"),
+        lambda: venv_probe(host, profile, venv))
+    install, processes = parse_serving_processes(scan)
+    checks = [tcmalloc_of(host.name, profile, processes, what)] if profile.tcmalloc_path else []
+    return checks + [torch_verdict(host.name, profile, probe, (install, processes))]
+
+
+def concurrently(*calls):
+    """Run zero-argument callables at once, each in its own greenlet (pyinfra runs on gevent): their
+    commands go to the host over the same SSH connection, each on its own channel, so a host's checks
+    wait for the slowest of them, not for their sum. Their results, in the order given. pyinfra's
+    context (the ``host`` and ``config`` a deploy file imports) is greenlet-local: each greenlet gets
+    the caller's."""
+    host_now, config_now = ctx_host.get(), ctx_config.get()
+
+    def within_context(call):
+        def run():
+            with ctx_host.use(host_now), ctx_config.use(config_now):
+                return call()
+        return run
+
+    jobs = [gevent.spawn(within_context(call)) for call in calls]
+    gevent.joinall(jobs, raise_error=True)
+    return [job.value for job in jobs]
 
 
 def render_table(checks: list[Check]) -> str:

@@ -87,6 +87,27 @@ def torch_problem(build: TorchBuildInfo | None, profile: Profile, installed_pack
             return f"CUDA wheels on a CPU-only host: {', '.join(nvidia)}"
     return None
 
+def running_torch_problem(install: str | None, processes, profile: Profile) -> str | None:
+    """Why the serving processes (armada.parsers.torch.ServingProcess: the libraries each maps) do not run
+    the install's torch build; None when they do. Every process that loaded torch must have loaded it
+    from ``install`` (the real path `current` points at: a process started from an older install, or a
+    torch found outside the venv, serves something else); on a GPU host libtorch_cuda.so must be loaded,
+    on a CPU-only host no process may load it (a CUDA torch that slipped in)."""
+    loaded = [(p, lib) for p in processes for lib in p.libraries if os.path.basename(lib).startswith("libtorch_")]
+    if not loaded:
+        return "no serving process has torch loaded" + ("" if processes else " (no serving process found)")
+    for process, lib in loaded:
+        if not install or not lib.startswith(install.rstrip("/") + "/"):
+            return (f"process {process.pid} ({process.comm}) runs torch from {os.path.dirname(lib)}, "
+                    f"not from the install being served ({install or 'current is missing'})")
+    cuda = [p for p, lib in loaded if os.path.basename(lib) == "libtorch_cuda.so"]
+    if profile.accelerator == "cuda" and not cuda:
+        return "no serving process loaded libtorch_cuda.so: torch runs without CUDA on a GPU host"
+    if profile.accelerator != "cuda" and cuda:
+        return f"process {cuda[0].pid} ({cuda[0].comm}) loaded libtorch_cuda.so: a CUDA torch serves on a CPU-only host"
+    return None
+
+
 def dynamo_spec(data: dict) -> str:
     return f"ai-dynamo=={data['dynamo_version']}"
 

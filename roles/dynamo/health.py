@@ -14,8 +14,7 @@ from armada.health import (
     control_plane_checks,
     etcd_read,
     http_json,
-    tcmalloc_check,
-    torch_check,
+    process_checks,
     unit_active,
 )
 from armada.commands.vllm import prompt_throughput_command
@@ -83,9 +82,7 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
         checks.append(Check(host.name, f"workers registered in etcd ({prefix.decode()})",
                             ok and len(keys) >= len(workers) and wanted <= components,
                             f"{len(keys)} key(s), components {sorted(components)}" if ok else seen[-160:]))
-    if profile.tcmalloc_path:
-        checks.append(tcmalloc_check(host, profile, f"{WORKER}@", "Dynamo workers"))
-    checks.append(torch_check(host, profile, venv))
+    checks += process_checks(host, profile, venv, f"{WORKER}@", "Dynamo workers")
     return checks
 
 

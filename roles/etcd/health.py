@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 
-from armada.health import Check, etcd_healthy, etcd_read, http_json_until, shown, unit_active
+from armada.health import Check, concurrently, etcd_healthy, etcd_read, etcd_reads, http_json_until, shown, unit_active
 from armada.role_support import local_etcd, run_quiet
 from roles.etcd.defaults import CLIENT_PREFIX
 
@@ -17,25 +17,38 @@ def checks(run) -> list[Check]:
 
 
 def etcd_checks(host, data: dict) -> list[Check]:
-    checks = [unit_active(host, "armada-etcd")]
+    """The unit and endpoint health (waited for), then the auth checks at once."""
     url, ca = local_etcd(data)
-    ok, health = http_json_until(host, f"{url}/health", etcd_healthy, retries=30, cacert=ca)
-    checks.append(Check(host.name, "etcd endpoint health", ok, shown(health)))
+    active, (ok, health) = concurrently(
+        lambda: unit_active(host, "armada-etcd"),
+        lambda: http_json_until(host, f"{url}/health", etcd_healthy, retries=30, cacert=ca))
+    checks = [active, Check(host.name, "etcd endpoint health", ok, shown(health))]
+    calls = []
     if ca:
-        _, seen = run_quiet(host, f"curl -sS --max-time 10 --noproxy '*' http://127.0.0.1:{data['etcd_client_port']}/health")
-        checks.append(Check(host.name, "etcd answers plain http with no health", '"health"' not in seen, seen[-120:]))
+        def plain() -> list[Check]:
+            _, seen = run_quiet(host, f"curl -sS --max-time 10 --noproxy '*' "
+                                      f"http://127.0.0.1:{data['etcd_client_port']}/health")
+            return [Check(host.name, "etcd answers plain http with no health", '"health"' not in seen, seen[-120:])]
+        calls.append(plain)
     if data["etcd_password_file"]:
-        ok, seen = etcd_read(host, url, ca_file=ca)
-        checks.append(Check(host.name, "etcd refuses a request without credentials", "user name is empty" in seen,
-                            seen[-120:]))
-        ok, seen = etcd_read(host, url, data["etcd_password_file"], ca_file=ca)
-        checks.append(Check(host.name, "etcd root authenticates and reads", ok, seen[-120:]))
+        def anonymous() -> list[Check]:
+            _, seen = etcd_read(host, url, ca_file=ca)
+            return [Check(host.name, "etcd refuses a request without credentials", "user name is empty" in seen,
+                          seen[-120:])]
+
+        def root() -> list[Check]:
+            ok, seen = etcd_read(host, url, data["etcd_password_file"], ca_file=ca)
+            return [Check(host.name, "etcd root authenticates and reads", ok, seen[-120:])]
+        calls += [anonymous, root]
     if data["etcd_password_file"] and data["etcd_client_password_file"]:
         user, password = data["etcd_client_user"], data["etcd_client_password_file"]
-        ok, seen = etcd_read(host, url, password, {"key": base64.b64encode(CLIENT_PREFIX.encode()).decode()},
-                             ca_file=ca, user=user)
-        checks.append(Check(host.name, f"etcd {user} reads {CLIENT_PREFIX}", ok, seen[-120:]))
-        _, seen = etcd_read(host, url, password, ca_file=ca, user=user)
-        checks.append(Check(host.name, f"etcd {user} is refused outside {CLIENT_PREFIX}", "permission denied" in seen,
-                            seen[-120:]))
-    return checks
+
+        def client_reads() -> list[Check]:  # one login, two reads
+            (ok, seen), (_, refused) = etcd_reads(
+                host, url, password, [{"key": base64.b64encode(CLIENT_PREFIX.encode()).decode()}, {"key": "YQ=="}],
+                ca_file=ca, user=user)
+            return [Check(host.name, f"etcd {user} reads {CLIENT_PREFIX}", ok, seen[-120:]),
+                    Check(host.name, f"etcd {user} is refused outside {CLIENT_PREFIX}", "permission denied" in refused,
+                          refused[-120:])]
+        calls.append(client_reads)
+    return checks + [check for found in concurrently(*calls) for check in found]

@@ -27,12 +27,12 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.facts.files import File
 from pyinfra.operations import files, pip, python, server
 
-from armada.commands.torch import DISTRIBUTIONS_PROBE, TORCH_PROBE
+from armada.commands.torch import VENV_PROBE
 from armada.commands.vllm import smoke_command
 from armada.errors import DataError
 from armada.facts.torch import VenvDistributions, VenvTorch
 from armada.masking import mask_url
-from armada.parsers.torch import parse_distributions, parse_torch_probe
+from armada.parsers.torch import parse_venv_probe
 from armada.parsers.vllm import smoke_result
 from armada.paths import shared
 from armada.profile import Profile
@@ -61,11 +61,9 @@ def enforce_torch_guard(host, venv: str, profile: Profile) -> str:
 
     Runs at execution time, right after an install (through python.call).
     """
-    def probe(script: str) -> str:
-        return run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(script)}", with_stderr=False)[1]
-
-    build = parse_torch_probe(probe(TORCH_PROBE))
-    problem = torch_problem(build, profile, parse_distributions(probe(DISTRIBUTIONS_PROBE)))
+    _, probe = run_quiet(host, f"{shlex.quote(venv + '/bin/python')} -c {shlex.quote(VENV_PROBE)}", with_stderr=False)
+    build, distributions = parse_venv_probe(probe)
+    problem = torch_problem(build, profile, distributions)
     source = profile.torch_index_url or "PyPI"
     if problem:
         where = f" at {build.path}" if build and build.path else ""
