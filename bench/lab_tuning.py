@@ -10,9 +10,10 @@ on the lab's cores, where the lab's tiny model is not):
    KV cache space and tcmalloc for it, as for any model;
 2. alternates, ``--rounds`` times, between
    - ``armada``: armada-vllm.service as deployed (its env file and command);
-   - ``armada-all-cores``: the same env and command in a transient unit,
-     its OpenMP threads bound to every core (what ``vllm_cpu_reserved_cores:
-     0`` gives): does leaving a core to the API server pay?
+   - ``armada-reserve-1``: the same env and command in a transient unit,
+     one core left out of the OpenMP binding for the API server (what
+     ``vllm_cpu_reserved_cores: 1`` gives, and armada's decision below 8
+     cores per rank before it was measured here): does leaving a core pay?
    - ``defaults+kv``: the same install's vLLM OpenAI server in a transient
      unit (``systemd-run``, the same user) with only the model, its served
      name, the same --max-model-len and the port, and of armada's tuning
@@ -96,11 +97,12 @@ def start(variant: str, armada: list[str], env_file: str) -> str:
         ssh(f"systemctl start {UNIT}")
         return UNIT
     python, model = armada[0], option(armada, "--model")
-    if variant == "armada-all-cores":
-        # armada's env and command, its OpenMP threads on every core (vllm_cpu_reserved_cores: 0)
+    if variant == "armada-reserve-1":
+        # armada's env and command, one core left for the API server (vllm_cpu_reserved_cores: 1)
         env = dict(line.split("=", 1) for line in env_file.splitlines() if "=" in line and not line.startswith("#"))
-        cores = ssh("nproc").strip()
-        env.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{int(cores) - 1}", OMP_NUM_THREADS=cores)
+        cores = int(ssh("nproc").strip())
+        bound = "0" if cores == 2 else f"0-{cores - 2}"
+        env.update(VLLM_CPU_OMP_THREADS_BIND=bound, OMP_NUM_THREADS=str(cores - 1))
         command = armada
     else:
         command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name", NAME,
@@ -170,12 +172,12 @@ def main() -> int:
     deploy("deploy with the bench model", f"model_path={model}", f"model_name={NAME}")
     armada = serve_command()
     env_file = ssh(f"cat {CURRENT}/armada-vllm.env")
-    rows: dict[str, list[dict]] = {"armada": [], "armada-all-cores": [], "defaults+kv": [], "defaults": []}
+    rows: dict[str, list[dict]] = {"armada": [], "armada-reserve-1": [], "defaults+kv": [], "defaults": []}
     logged: dict[str, list[str]] = {}
     try:
         stop(UNIT)
         for round_ in range(1, args.rounds + 1):
-            variants = ["armada", "armada-all-cores", "defaults+kv"] + (["defaults"] if args.pure_defaults and round_ == 1 else [])
+            variants = ["armada", "armada-reserve-1", "defaults+kv"] + (["defaults"] if args.pure_defaults and round_ == 1 else [])
             for variant in variants:
                 since = ssh("date +%s").strip()
                 unit = start(variant, armada, env_file)
