@@ -17,6 +17,10 @@ What a service may keep, each with why (the caller says which apply):
   libraries read /proc/cpuinfo, /proc/meminfo and NUMA topology.
 - ``netlink``: AF_NETLINK: PyTorch's gloo and NIXL list the host's network
   interfaces (getifaddrs) when they set up their process groups.
+- ``host_view``: other users' processes and PID 1's mount table
+  (ProtectProc=invisible stays off): Prometheus' node exporter reports the
+  host's filesystems from /proc/1/mounts and its process counts; a
+  monitoring agent sees the host or reports nothing.
 - ``gpu``: NVIDIA's device nodes (/dev/nvidia*): PrivateDevices stays off
   on GPU hosts, where CUDA opens them.
 
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 
 def unit_hardening(writable: list[str] | tuple[str, ...] = (), jit: bool = False, full_proc: bool = False,
-                   netlink: bool = False, gpu: bool = False) -> str:
+                   netlink: bool = False, gpu: bool = False, host_view: bool = False) -> str:
     """The [Service] sandboxing lines of a unit (one per line, no trailing newline)."""
     families = "AF_UNIX AF_INET AF_INET6" + (" AF_NETLINK" if netlink else "")
     lines = [
@@ -46,7 +50,7 @@ def unit_hardening(writable: list[str] | tuple[str, ...] = (), jit: bool = False
         "ProtectControlGroups=true",
         "ProtectClock=true",
         "ProtectHostname=true",
-        "ProtectProc=invisible",
+        *([] if host_view else ["ProtectProc=invisible"]),
         "RestrictNamespaces=true",
         "RestrictRealtime=true",
         "RestrictSUIDSGID=true",

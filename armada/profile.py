@@ -185,8 +185,8 @@ def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tu
                             "preempt the OpenMP threads")
         elif smallest > 1:
             why_reserved = (f"every core bound: a core left for the API server would cost a rank of {smallest} cores "
-                            f"1/{smallest} of its compute (measured on 2 cores, bench/lab_tuning.py: 102.5 output "
-                            f"tokens/s bound to both against 68.4 with one left free, TPOT 36.9 against 53.5 ms); "
+                            f"1/{smallest} of its compute (measured on 2 cores, bench/lab_tuning.py: 75.2 output "
+                            f"tokens/s bound to both against 53.7 with one left free, TPOT 51.1 against 67.7 ms); "
                             f"one is left from {RESERVE_FROM_CORES} cores per rank")
         else:
             why_reserved = "no core to spare"

@@ -13,7 +13,7 @@ from typing import Any
 
 from armada.keys import Key
 from armada.role import Role
-from roles import base, dynamo, etcd, model, nats, nvidia, tcmalloc, vllm, vllm_service
+from roles import base, dynamo, etcd, model, monitoring, nats, node_exporter, nvidia, tcmalloc, vllm, vllm_service
 
 _ROLES: list[Role] = [
     base.ROLE,
@@ -25,6 +25,8 @@ _ROLES: list[Role] = [
     model.ROLE,
     vllm_service.ROLE,
     dynamo.ROLE,  # serves in vllm_service's place when armada_serving is 'dynamo'
+    node_exporter.ROLE,
+    monitoring.ROLE,  # last: it scrapes what the roles above set up
 ]
 
 
@@ -82,8 +84,11 @@ def _role_names(value) -> str | None:
 def composition_key() -> Key:
     """``armada_roles``: which roles a host runs (the registry's own key)."""
     names = listed_names()
-    return Key("armada_roles", list, list(names), "Roles this host runs, in deploy order (a subset of "
-               + ", ".join(names) + ")", check=_role_names)
+    default = [r.name for r in _ROLES if r.listed and r.by_default]
+    opt_in = [name for name in names if name not in default]
+    return Key("armada_roles", list, default, "Roles this host runs, in deploy order (a subset of "
+               + ", ".join(names) + ")" + (f"; {', '.join(opt_in)} only when named" if opt_in else ""),
+               check=_role_names)
 
 
 def keys_by_role() -> list[tuple[str, Key]]:

@@ -88,6 +88,8 @@ class Role:
     selected: Callable[[Mapping[str, Any]], bool] | None = None
     # whether data may name it in armada_roles (a role chosen by other data is not)
     listed: bool = True
+    # whether armada_roles' default holds it (an opt-in role, such as monitoring, is named on purpose)
+    by_default: bool = True
     # the role that flips what serves: left out of an upgrade's build phase
     serves: bool = False
     # keys naming the ports its services bind on the host (two on one port are refused)

@@ -76,6 +76,26 @@ _TLS_SERVER = {
 }
 
 
+# ARMADA_LAB_MONITORING=1: Prometheus on armada-cp scrapes every lab host: a node
+# exporter on each (on the lab network, asking for the lab's scrape password),
+# vLLM's /metrics on the serving hosts, etcd's on armada-cp; the alert window
+# from ARMADA_LAB_ALERT_FOR (default 1m, short enough for a test to see an alert fire)
+_MONITORING = _os.environ.get("ARMADA_LAB_MONITORING") == "1"
+_EXPORTER = {
+    "node_exporter_listen": "0.0.0.0",
+    "metrics_password_file": _lab.host_secret_path("metrics-password"),
+} if _MONITORING else {}
+_MONITOR = {
+    "monitoring_scrape_password_file": _lab.host_secret_path("metrics-scrape-password"),
+    "monitoring_alert_for": _os.environ.get("ARMADA_LAB_ALERT_FOR", "1m"),
+    "monitoring_scrape_interval": "5s",
+} if _MONITORING else {}
+
+
+def _with_monitoring(roles, monitor=False):
+    return roles + (["node_exporter"] + (["monitoring"] if monitor else []) if _MONITORING else [])
+
+
 # Light hosts (`armada lab up --light N`): base role only, unless
 # ARMADA_LAB_ETCD_CLUSTER=1 makes the first three an etcd cluster (group
 # etcd_cluster): each member with its own certificate (peers speak TLS), the
@@ -122,7 +142,7 @@ control_plane = (
     [_ssh("armada-cp")],
     {
         # armada data
-        "armada_roles": ["base", "tcmalloc", "nats", "etcd"],
+        "armada_roles": _with_monitoring(["base", "tcmalloc", "nats", "etcd"], monitor=True),
         # the serving host reaches nats and etcd across the lab network
         "nats_listen": "0.0.0.0",
         "etcd_listen": "0.0.0.0",
@@ -135,6 +155,8 @@ control_plane = (
         "etcd_client_password_file": _lab.host_secret_path("etcd-client-password"),
         **_TLS_SERVER,
         **_TLS_CA,
+        **_EXPORTER,
+        **_MONITOR,
         # end armada data
     },
 )
@@ -144,7 +166,7 @@ serving = (
     [_ssh("armada-serve"), _ssh("armada-serve2")],
     {
         # armada data
-        "armada_roles": ["base", "tcmalloc", "vllm", "model", "vllm_service"],
+        "armada_roles": _with_monitoring(["base", "tcmalloc", "vllm", "model", "vllm_service"]),
         "armada_control_plane": "armada-cp",
         # PyPI's community CPU build of vLLM; it pins torch==2.13.0+cpu, which PyPI
         # does not serve: the lab hands that wheel over in a wheelhouse (LAB.md)
@@ -172,6 +194,7 @@ serving = (
         "armada_ca_certs": sorted(glob("/usr/local/share/ca-certificates/*.crt")),
         **_DYNAMO,
         **_TLS_CA,
+        **_EXPORTER,
         # end armada data
     },
 )

@@ -84,6 +84,7 @@ LAB_ORDER = (
     "test_lab_hub",
     "test_lab_nats_release",
     "test_lab_etcd_cluster",
+    "test_lab_monitoring",
     # --- below: modules that leave hosts changed or new
     "test_lab_upgrade",
     "test_lab_dynamo",

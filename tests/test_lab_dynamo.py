@@ -171,7 +171,7 @@ def test_dynamo_over_nats_speaking_tls(dynamo_run, tmp_path, testinfra_host):
     (tls://, NATS_TLS_CA_CERT_PATH) with its password, register and complete a request; then nats
     goes back to plain TCP with Dynamo still serving."""
     for host in (lab.HOSTS_BY_NAME["armada-cp"], SERVE2):
-        lab.refresh_tls_files(host)
+        lab.refresh_lab_files(host)
     try:
         result, output = deploy(tmp_path / "tls.json", "dynamo", ARMADA_LAB_TLS="nats")
         report = json.loads((tmp_path / "tls.json").read_text()) if (tmp_path / "tls.json").exists() else {}

@@ -40,7 +40,7 @@ def deploy(report, with_tls: bool):
 def tls_run(deployed_lab, tmp_path_factory):
     """The deployed lab (conftest.deployed_lab) switched to TLS, and back to plain TCP at the end."""
     for host in (CP, SERVE):
-        lab.refresh_tls_files(host)
+        lab.refresh_lab_files(host)
     folder = tmp_path_factory.mktemp("tls")
     try:
         result, output = deploy(folder / "tls.json", with_tls=True)

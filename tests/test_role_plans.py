@@ -58,7 +58,8 @@ def rerun_of(name, data, facts=None, **more):
 
 
 def test_every_registered_role_is_planned_here():
-    covered = {"base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service", "dynamo"}
+    covered = {"base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service", "dynamo",
+               "node_exporter", "monitoring"}
     assert {r.name for r in registry.roles() if r.apply} == covered
 
 
@@ -138,6 +139,37 @@ def test_nats():
     # a changed port rewrites the config and restarts nats, nothing else
     changed = plan(role("nats"), {**data, "nats_port": 4223}, after(first))
     assert changed.changing() == ["nats config", "armada-nats: restart on change"]
+
+
+def test_node_exporter_asking_for_a_password():
+    data = {"armada_roles": ["base", "node_exporter"], "node_exporter_listen": "10.0.0.5",
+            "metrics_password_file": "/etc/s/metrics"}
+    first, rerun = rerun_of("node_exporter", data)
+    assert first.op("prometheus-node-exporter package").runs("install --no-install-recommends prometheus-node-exporter python3")
+    assert first.op("mask the distro's prometheus-node-exporter.service").runs(
+        "ln -s /dev/null /etc/systemd/system/prometheus-node-exporter.service")
+    assert first.op("armada-node-exporter: running and enabled").runs("systemctl enable armada-node-exporter.service")
+    assert rerun.changing() == []
+    # a changed port rewrites the launcher (the unit runs it) and restarts the exporter, nothing else
+    changed = plan(role("node_exporter"), {**data, "node_exporter_port": 9101}, after(first))
+    assert changed.changing() == ["node exporter launcher (hashes the scrape password)",
+                                  "armada-node-exporter: restart on change"]
+
+
+def test_monitoring_checks_its_config_with_promtool_before_starting():
+    data = {"armada_roles": ["base", "node_exporter", "monitoring"], "metrics_password_file": "/etc/s/metrics"}
+    first, rerun = rerun_of("monitoring", data)
+    assert first.op("prometheus package").runs("install --no-install-recommends prometheus")
+    assert first.op("mask the distro's prometheus.service").runs("ln -s /dev/null /etc/systemd/system/prometheus.service")
+    assert first.op("promtool checks the config and the rules").runs(
+        "promtool check config /etc/armada/prometheus/prometheus.yml")
+    names = first.changing()
+    assert names.index("promtool checks the config and the rules") < names.index("armada-prometheus: running and enabled")
+    assert rerun.changing() == []
+    # a shorter alert window rewrites the rules, checks them and restarts Prometheus on them
+    changed = plan(role("monitoring"), {**data, "monitoring_alert_for": "30s"}, after(first))
+    assert changed.changing() == ["alert rules", "promtool checks the config and the rules",
+                                  "armada-prometheus: restart on change"]
 
 
 def test_etcd_turns_auth_on_once():

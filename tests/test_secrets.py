@@ -212,4 +212,5 @@ def test_every_secret_key_is_marked_as_one():
     # Key.holds: the base role hands these files to the service user, the
     # deploy checks them before any change, cloud-init may bake them
     assert set(secret_file_keys()) == {"vllm_api_key_file", "model_hub_token_file", "nats_password_file",
-                                       "etcd_password_file", "etcd_client_password_file"}
+                                       "etcd_password_file", "etcd_client_password_file", "metrics_password_file",
+                                       "monitoring_scrape_password_file"}

@@ -175,9 +175,7 @@ def prepare_rootfs(host: LabHost) -> None:
     # the folder lets the service user through (0711); each file is root's 0600 until the base role hands it over
     os.makedirs(f"{root}{HOST_SECRETS_DIR}", exist_ok=True)
     os.chmod(f"{root}{HOST_SECRETS_DIR}", 0o711)
-    for name in LAB_SECRETS:
-        _write(f"{root}{host_secret_path(name)}", lab_secret(name) + "\n", 0o600)
-    for path, (text, mode) in host_files(host.name).items():
+    for path, (text, mode) in lab_files(host.name).items():
         _write(f"{root}{path}", text, mode)
     # machine-id: empty -> nspawn hands the container a fresh transient one per boot
     _write(f"{root}/etc/machine-id", "")
@@ -186,7 +184,19 @@ def prepare_rootfs(host: LabHost) -> None:
 # Secrets the lab's hosts hold, as a cloud's secret delivery would leave them:
 # one value per lab (made once, kept in the lab dir, 0600), written into every
 # host's root filesystem as root-only files at HOST_SECRETS_DIR/<name>.
-LAB_SECRETS = ("nats-password", "etcd-password", "etcd-client-password", "vllm-api-key")
+LAB_SECRETS = ("nats-password", "etcd-password", "etcd-client-password", "vllm-api-key", "metrics-password")
+# one secret in a second file, for a second service user on the same host (the node exporter reads
+# metrics-password, Prometheus on the monitoring host its own copy)
+LAB_SECRET_COPIES = {"metrics-scrape-password": "metrics-password"}
+
+
+def lab_files(host_name: str) -> dict[str, tuple[str, int]]:
+    """Every file `armada lab up` writes into a host: the lab's secrets (root's, 0600, until the base role
+    hands each to its service user) and its TLS files; path -> (text, mode)."""
+    found = {host_secret_path(name): (lab_secret(name) + "\n", 0o600) for name in LAB_SECRETS}
+    found.update({host_secret_path(copy): (lab_secret(name) + "\n", 0o600) for copy, name in LAB_SECRET_COPIES.items()})
+    found.update(host_files(host_name))
+    return found
 
 
 def lab_secret(name: str) -> str:
@@ -288,14 +298,15 @@ def ssh_client(host: LabHost, timeout: float = 10.0):
     return client
 
 
-def refresh_tls_files(host: LabHost) -> None:
-    """Write the TLS files `armada lab up` puts into each host (armada.lab.tls.host_files) into a host
-    that is already up, as root's files, skipping those already there at the same size: a lab brought
-    up before a file existed (a client certificate, a new host's own) gets it this way."""
+def refresh_lab_files(host: LabHost) -> None:
+    """Write the files `armada lab up` puts into each host (lab_files: its secrets and TLS files) into a
+    host that is already up, as root's files, skipping those already there at the same size: a lab
+    brought up before a file existed (a client certificate, a new host's own, a new secret) gets it this
+    way."""
     client = ssh_client(host)
     try:
         sftp = client.open_sftp()
-        for path, (text, mode) in host_files(host.name).items():
+        for path, (text, mode) in lab_files(host.name).items():
             try:
                 if sftp.stat(path).st_size == len(text.encode()):
                     continue

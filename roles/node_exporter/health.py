@@ -1,0 +1,48 @@
+"""The node_exporter role's health checks: its unit, its metrics answered (with the scrape password when
+it asks for one: sent from the file through curl's stdin), and a client without it refused."""
+
+from __future__ import annotations
+
+import shlex
+
+from armada.health import Check, concurrently, unit_active
+from armada.role_support import run_quiet
+
+
+def checks(run) -> list[Check]:
+    """``run``: the host's armada.role.RoleRun."""
+    return exporter_checks(run.host, run.data)
+
+
+def metrics_curl(url: str, user: str | None = None, password_file: str | None = None) -> str:
+    """curl printing the HTTP status, then the body; with ``user``, the password goes through a curl config
+    on stdin (printf is a shell builtin: in no process's argv)."""
+    curl = f"curl -sS --max-time 20 --retry 15 --retry-connrefused --retry-delay 1 --noproxy '*' -w '\\n%{{http_code}}' {shlex.quote(url)}"
+    if user:
+        config = f'printf \'user = "%s:%s"\\n\' {shlex.quote(user)} "$(cat {shlex.quote(password_file)})"'
+        curl = f"{config} | {curl} -K -"
+    return f"bash -c {shlex.quote(curl)}"
+
+
+def exporter_checks(host, data: dict) -> list[Check]:
+    listen = data["node_exporter_listen"]
+    address = "127.0.0.1" if listen in ("0.0.0.0", "::") else listen
+    url = f"http://{address if ':' not in address else f'[{address}]'}:{data['node_exporter_port']}/metrics"
+    password = data["metrics_password_file"]
+
+    def answers() -> Check:
+        _, seen = run_quiet(host, metrics_curl(url, data["metrics_user"] if password else None, password),
+                            with_stderr=False)
+        status = seen.rsplit("\n", 1)[-1]
+        samples = [line for line in seen.splitlines() if line.startswith("node_load1 ")]
+        return Check(host.name, "node exporter answers its metrics", status == "200" and bool(samples),
+                     samples[0] if samples else f"HTTP {status}: {seen[-120:]}")
+
+    def refuses() -> Check:
+        _, seen = run_quiet(host, metrics_curl(url), with_stderr=False)
+        status = seen.rsplit("\n", 1)[-1]
+        return Check(host.name, "node exporter refuses a scrape without the password", status == "401",
+                     f"HTTP {status}")
+
+    calls = [lambda: unit_active(host, "armada-node-exporter"), answers] + ([refuses] if password else [])
+    return concurrently(*calls)
