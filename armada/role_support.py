@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+from gevent.lock import BoundedSemaphore
 from pyinfra import host as current_host
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, systemd
@@ -36,11 +37,21 @@ def proxy_for(url: str, data: Mapping[str, Any]) -> str | None:
     return None if urlparse(url).hostname in bypass else data["armada_proxy"]
 
 
+# sshd lets one connection carry at most MaxSessions (10 by default) sessions at once, and refuses the
+# next ("error: no more sessions"; seen on the lab when a host's health checks ran at once): the checks
+# of one host run at most this many commands at a time over its connection
+MAX_SESSIONS_PER_HOST = 6
+_sessions: dict[str, BoundedSemaphore] = {}
+
+
 def run_quiet(host, command: str, with_stderr: bool = True) -> tuple[bool, str]:
     """Run a read-only command on the host now (not as an operation), printing
     nothing; ``(exit status ok, its output)`` with stderr interleaved unless
-    ``with_stderr`` is False."""
-    ok, output = host.run_shell_command(command=command, print_output=False, print_input=False)
+    ``with_stderr`` is False. Commands run at once (armada.health.concurrently)
+    share the host's connection, MAX_SESSIONS_PER_HOST at a time."""
+    gate = _sessions.setdefault(host.name, BoundedSemaphore(MAX_SESSIONS_PER_HOST))
+    with gate:
+        ok, output = host.run_shell_command(command=command, print_output=False, print_input=False)
     lines = output.combined_lines if with_stderr else output.stdout_lines
     return ok, "\n".join(line.line if hasattr(line, "line") else str(line) for line in lines).strip()
 

@@ -220,3 +220,22 @@ def test_concurrent_checks_overlap_on_one_host_and_keep_their_order(local_host):
         return lambda: run_quiet(local_host, f"bash -c '{script}'")
 
     assert health.concurrently(*(waits_for_all(n) for n in "abc")) == [(True, "a"), (True, "b"), (True, "c")]
+
+
+def test_a_hosts_concurrent_checks_share_at_most_the_sessions_sshd_allows(local_host):
+    """sshd refuses an 11th session on one connection (MaxSessions 10; seen on the lab): more calls than
+    MAX_SESSIONS_PER_HOST wait for a free one, and all of them still run."""
+    import tempfile
+
+    from armada import health
+    from armada.role_support import MAX_SESSIONS_PER_HOST, run_quiet
+
+    folder = tempfile.mkdtemp()
+
+    def one(n):
+        script = f"touch {folder}/running-{n}; sleep 0.4; ls {folder} | grep -c running; rm {folder}/running-{n}"
+        return lambda: run_quiet(local_host, f"bash -c '{script}'")
+
+    seen = health.concurrently(*(one(n) for n in range(MAX_SESSIONS_PER_HOST + 4)))
+    assert all(ok for ok, _ in seen)
+    assert max(int(out) for _, out in seen) == MAX_SESSIONS_PER_HOST
