@@ -133,8 +133,9 @@ def _dtype(facts: HostFacts, accelerator: str, wanted: str) -> tuple[str, str]:
 
 
 # a rank keeps one core out of its OpenMP binding (for the API server and the tokenizer) only from this
-# many cores: below it the core costs more compute than the preemption it saves (on 2 cores, measured:
-# a third fewer output tokens/s); 8 (a core costing at most 1/8) is a judgment, not a measurement
+# many cores: below it the core costs more compute than the preemption it saves under load (on 2 cores,
+# measured: a third fewer output tokens/s with 4 requests in flight), though one request alone waits less
+# with it (bench/lab_latency.py); 8 (a core costing at most 1/8) is a judgment, not a measurement
 RESERVE_FROM_CORES = 8
 
 
@@ -185,9 +186,11 @@ def _cpu_ranks(host: str, facts: HostFacts, tp: int, reserved: int | None) -> tu
                             "preempt the OpenMP threads")
         elif smallest > 1:
             why_reserved = (f"every core bound: a core left for the API server would cost a rank of {smallest} cores "
-                            f"1/{smallest} of its compute (measured on 2 cores, bench/lab_tuning.py: 75.2 output "
-                            f"tokens/s bound to both against 53.7 with one left free, TPOT 51.1 against 67.7 ms); "
-                            f"one is left from {RESERVE_FROM_CORES} cores per rank")
+                            f"1/{smallest} of its compute (measured on 2 cores, 4 requests in flight, bench/lab_tuning.py: "
+                            f"75.2 output tokens/s bound to both against 53.7 with one left free, TPOT 51.1 against "
+                            f"67.7 ms; one request alone is slower, bench/lab_latency.py: 8 tokens in 28-48 ms against "
+                            f"21-23 ms, so a host serving one user at a time sets vllm_cpu_reserved_cores: 1); one is "
+                            f"left from {RESERVE_FROM_CORES} cores per rank")
         else:
             why_reserved = "no core to spare"
     else:
