@@ -148,6 +148,20 @@ def client_address(listen: str, inventory_host) -> str:
     return listen
 
 
+def local_address(listen: str) -> str:
+    """Where a host reaches its own service bound to ``listen``: over loopback for a wildcard, else that
+    address (an IPv6 loopback included)."""
+    return "127.0.0.1" if listen in ("0.0.0.0", "::") else listen
+
+
+def endpoint(address: str, port: int) -> str:
+    """``address:port``, an IPv6 address in brackets."""
+    try:
+        return f"[{address}]:{port}" if ipaddress.ip_address(address).version == 6 else f"{address}:{port}"
+    except ValueError:
+        return f"{address}:{port}"
+
+
 # -- data checks shared by the control plane's services (nats, etcd) ----------
 
 OPEN_OPT_OUT = "armada_insecure_open_endpoints"

@@ -237,3 +237,12 @@ def test_prometheus_opened_on_purpose_binds_that_address(monitor_data):
     from roles.monitoring import prometheus_args
 
     assert "--web.listen-address=10.0.0.11:9090" in prometheus_args(with_defaults({**CP, **monitor_data}))
+
+
+def test_a_service_on_the_monitoring_host_is_reached_where_it_binds():
+    from roles.monitoring.config import target
+
+    assert target("0.0.0.0", "10.0.0.11", same_host=True) == "127.0.0.1"
+    assert target("::1", "10.0.0.11", same_host=True) == "::1"  # IPv6 loopback only: not 127.0.0.1
+    assert target("10.0.0.11", "10.0.0.11", same_host=True) == "10.0.0.11"
+    assert target("127.0.0.1", "10.0.0.12", same_host=False) is None

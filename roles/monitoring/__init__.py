@@ -19,6 +19,7 @@ from armada.role import Fleet, Role, RoleRun
 from armada.errors import DataError
 from armada.role_support import (
     OPEN_OPT_OUT,
+    endpoint,
     host_address,
     is_loopback,
     managed_service,
@@ -26,7 +27,7 @@ from armada.role_support import (
     template_path,
 )
 from roles.monitoring import health
-from roles.monitoring.config import PROMETHEUS_UNIT, endpoint, gaps, alert_rules, prometheus_config
+from roles.monitoring.config import PROMETHEUS_UNIT, alert_rules, gaps, prometheus_config
 from roles.monitoring.defaults import KEYS
 
 BINARY = "/usr/bin/prometheus"

@@ -11,30 +11,22 @@ endpoint (its monitoring port speaks JSON) and is not scraped.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from armada.errors import DataError
-from armada.role_support import is_loopback
+from armada.role_support import endpoint, is_loopback, local_address
 
 PROMETHEUS_UNIT = "armada-prometheus"
 
 Host = tuple[str, str, Mapping[str, Any]]  # (inventory name, the address other hosts reach it at, its data)
 
 
-def endpoint(address: str, port: int) -> str:
-    try:
-        return f"[{address}]:{port}" if ipaddress.ip_address(address).version == 6 else f"{address}:{port}"
-    except ValueError:
-        return f"{address}:{port}"
-
-
 def target(listen: str, address: str, same_host: bool) -> str | None:
     """Where the monitoring host reaches a service bound to ``listen`` on a host reached at ``address``;
     None when it cannot (loopback on another host)."""
-    if same_host and (listen in ("0.0.0.0", "::") or is_loopback(listen)):
-        return "127.0.0.1"
+    if same_host:
+        return local_address(listen)
     if listen in ("0.0.0.0", "::"):
         return address
     return None if is_loopback(listen) else listen

@@ -8,8 +8,8 @@ import shlex
 import time
 
 from armada.health import Check, concurrently, http_json, unit_active
-from armada.role_support import run_quiet
-from roles.monitoring.config import PROMETHEUS_UNIT, alert_rules, endpoint
+from armada.role_support import endpoint, local_address, run_quiet
+from roles.monitoring.config import PROMETHEUS_UNIT, alert_rules
 
 
 def checks(run) -> list[Check]:
@@ -18,9 +18,7 @@ def checks(run) -> list[Check]:
 
 
 def api(data) -> str:
-    listen = data["monitoring_listen"]
-    address = "127.0.0.1" if listen in ("0.0.0.0", "::") else listen
-    return f"http://{endpoint(address, data['monitoring_port'])}"
+    return f"http://{endpoint(local_address(data['monitoring_listen']), data['monitoring_port'])}"
 
 
 def targets_seen(answer) -> tuple[list[dict], list[dict]]:

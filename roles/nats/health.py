@@ -4,6 +4,7 @@ client without (or with) the password or TLS is told."""
 from __future__ import annotations
 
 from armada.health import Check, concurrently, http_json, http_json_until, nats_connect, nats_healthy, shown, unit_active
+from armada.role_support import local_address
 
 
 def checks(run) -> list[Check]:
@@ -25,7 +26,7 @@ def nats_checks(host, data: dict) -> list[Check]:
         return Check(host.name, "nats JetStream enabled", enabled, seen)
 
     calls = [jetstream]
-    address = "127.0.0.1" if data["nats_listen"] in ("0.0.0.0", "::") else data["nats_listen"]
+    address = local_address(data["nats_listen"])
     if data["nats_tls_cert_file"]:
         # a plaintext client is told to speak TLS and let go; the password is
         # then checked over TLS by the hosts using this nats (control_plane_checks)

@@ -12,8 +12,7 @@ from pyinfra.operations import apt, files
 
 from armada.hardening import unit_hardening
 from armada.role import Role, RoleRun
-from armada.role_support import managed_service, mask_distro_unit, open_endpoint, template_path
-from roles.monitoring.config import endpoint
+from armada.role_support import endpoint, managed_service, mask_distro_unit, open_endpoint, template_path
 from roles.node_exporter import health
 from roles.node_exporter.defaults import KEYS
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from armada.health import Check, concurrently, unit_active
-from armada.role_support import run_quiet
+from armada.role_support import endpoint, local_address, run_quiet
 
 
 def checks(run) -> list[Check]:
@@ -25,9 +25,7 @@ def metrics_curl(url: str, user: str | None = None, password_file: str | None = 
 
 
 def exporter_checks(host, data: dict) -> list[Check]:
-    listen = data["node_exporter_listen"]
-    address = "127.0.0.1" if listen in ("0.0.0.0", "::") else listen
-    url = f"http://{address if ':' not in address else f'[{address}]'}:{data['node_exporter_port']}/metrics"
+    url = f"http://{endpoint(local_address(data['node_exporter_listen']), data['node_exporter_port'])}/metrics"
     password = data["metrics_password_file"]
 
     def answers() -> Check:
