@@ -3,8 +3,9 @@ scrapes a node exporter on every lab host (each asking for the lab's scrape pass
 on both serving hosts and etcd's on armada-cp, with armada's alert rules (a window of 30 s here, from
 data). Asked through Prometheus' HTTP API on armada-cp's loopback (where it binds), over SSH.
 
-Runs on the session's deployed lab (ARMADA_LAB_MONITORING=1 adds the roles); leaves Prometheus and the
-exporters running (the other modules' data does not name them, so their runs leave them alone).
+Runs on the session's deployed lab (ARMADA_LAB_MONITORING=1 adds the roles). When the module ends it stops
+Prometheus and the node exporters (installed, disabled): the other modules' data does not name them, and
+scraping every 5 s under qemu cost about 7% of the machine's two cores for the rest of the suite.
 """
 
 import importlib.util
@@ -64,9 +65,14 @@ def monitored(deployed_lab, tmp_path_factory):
     for host in (CP, SERVE, SERVE2):
         lab.refresh_lab_files(host)  # the scrape password, on a lab brought up before it existed
     report = tmp_path_factory.mktemp("monitoring") / "first.json"
-    result, output = run_main_deploy(report, env=ENV)
-    assert result.returncode == 0, output[-8000:]
-    return json.loads(report.read_text()), output
+    try:
+        result, output = run_main_deploy(report, env=ENV)
+        assert result.returncode == 0, output[-8000:]
+        yield json.loads(report.read_text()), output
+    finally:
+        for host in (CP, SERVE, SERVE2):
+            lab.ssh_exec(host, "systemctl disable --now armada-prometheus armada-node-exporter 2>/dev/null; true",
+                         timeout=120)
 
 
 def test_every_host_is_scraped_and_up(monitored):
