@@ -71,8 +71,8 @@ def monitored(deployed_lab, tmp_path_factory):
         yield json.loads(report.read_text()), output
     finally:
         for host in (CP, SERVE, SERVE2):
-            lab.ssh_exec(host, "systemctl disable --now armada-prometheus armada-node-exporter 2>/dev/null; true",
-                         timeout=120)
+            lab.ssh_exec(host, "systemctl disable --now armada-prometheus armada-node-exporter "
+                         "armada-nats-metrics.timer 2>/dev/null; true", timeout=120)
 
 
 def test_every_host_is_scraped_and_up(monitored):
@@ -83,8 +83,14 @@ def test_every_host_is_scraped_and_up(monitored):
     for host in ("armada-cp", "armada-serve", "armada-serve2"):
         assert checks[(host, "node exporter refuses a scrape without the password")]["ok"]
         assert checks[(host, "node exporter answers its metrics")]["ok"]
+    assert checks[("armada-cp", "node exporter serves nats' JetStream probe")]["ok"]
     # Prometheus' own answer, not only armada's check of it
     assert up_by_target() == {target: "1" for target in EVERY_TARGET}
+    # nats (JSON only) reaches Prometheus through the probe and armada-cp's node exporter
+    def jetstream():
+        answer = prometheus("/api/v1/query", query="armada_nats_jetstream_enabled")["data"]["result"]
+        return [(r["metric"]["instance"], r["value"][1]) for r in answer]
+    assert wait_for("nats probe", lambda: jetstream() == [("armada-cp", "1")], timeout=30), jetstream()
 
 
 def test_prometheus_and_the_password_stay_closed(monitored, testinfra_host):

@@ -103,7 +103,7 @@ def promtool(*args, cwd=None):
 def test_promtool_accepts_the_rules_and_the_config(tmp_path):
     rules = rules_file(tmp_path)
     checked = promtool("check", "rules", str(rules))
-    assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and "SUCCESS: 6 rules found" in checked.stdout, checked.stdout + checked.stderr
     config = tmp_path / "prometheus.yml"
     hosts = fleet(cp={"monitoring_scrape_password_file": None, "metrics_password_file": None},
                   serve={"metrics_password_file": None}, serve2={"metrics_password_file": None})
@@ -117,13 +117,14 @@ def test_every_metric_the_rules_read_is_one_real_exporters_serve():
     never fires: each name in the rules must be in a real /metrics answer (vLLM 0.32 CPU and etcd 3.4.23 on
     the lab, node exporter 1.5 on this machine)."""
     served = set()
-    for name in ("vllm-cpu-0.32.0.txt", "etcd-3.4.23-arm64.txt", "node-exporter-1.5.0.txt"):
+    for name in ("vllm-cpu-0.32.0.txt", "etcd-3.4.23-arm64.txt", "node-exporter-1.5.0.txt",
+                 "node-exporter-1.5.0-nats-textfile.txt"):
         served |= {line.split("{")[0].split(" ")[0] for line in fixture_text("metrics", name).splitlines()
                    if line and not line.startswith("#")}
     served.add("up")  # Prometheus' own, per target
     for rule in alert_rules(with_defaults(CP))["groups"][0]["rules"]:
         names = set(re.findall(r"[a-z_:][a-z0-9_:]*(?=\s*(?:\{|\[|>|<|=|==|\)|$| /))", rule["expr"]))
-        names -= {"and", "or", "unless", "deriv", "fstype"}
+        names -= {"and", "or", "unless", "deriv", "fstype", "time"}
         assert names and names <= served, (rule["alert"], names - served)
 
 
@@ -227,6 +228,66 @@ tests:
             exp_annotations:
               summary: vllm on serve does not answer
               description: Prometheus could not scrape vllm on serve for 30s (a host down, its service stopped, or a network between them)
+""")
+    tested = promtool("test", "rules", "tests.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+NATS_DESCRIPTION = ("nats' /healthz or /jsz has not answered ok with JetStream enabled for 5m (or armada's probe has "
+                    "written nothing for over 120 s): Dynamo's request and event planes stop")
+
+
+def test_jetstream_unavailable_or_its_probe_stopped_fires(tmp_path):
+    rules_file(tmp_path)
+    # cp: JetStream goes off at 15 s; cp2: healthy, but its probe's last write is at 60 s (its timer stopped);
+    # cp3: healthy all along
+    (tmp_path / "tests.yml").write_text(f"""
+rule_files: [armada-alerts.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'armada_nats_up{{job="node", instance="cp"}}'
+        values: '1x45'
+      - series: 'armada_nats_jetstream_enabled{{job="node", instance="cp"}}'
+        values: '1 0x44'
+      - series: 'armada_nats_probe_timestamp_seconds{{job="node", instance="cp"}}'
+        values: '0+15x45'
+      - series: 'armada_nats_up{{job="node", instance="cp2"}}'
+        values: '1x45'
+      - series: 'armada_nats_jetstream_enabled{{job="node", instance="cp2"}}'
+        values: '1x45'
+      - series: 'armada_nats_probe_timestamp_seconds{{job="node", instance="cp2"}}'
+        values: '0+15x4 60x41'
+      - series: 'armada_nats_up{{job="node", instance="cp3"}}'
+        values: '1x45'
+      - series: 'armada_nats_jetstream_enabled{{job="node", instance="cp3"}}'
+        values: '1x45'
+      - series: 'armada_nats_probe_timestamp_seconds{{job="node", instance="cp3"}}'
+        values: '0+15x45'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: ArmadaNatsJetStreamUnavailable
+        exp_alerts: []
+      # cp's JetStream has been off for over 5m; cp2's probe is stale since 3m15s: not yet 5m
+      - eval_time: 6m
+        alertname: ArmadaNatsJetStreamUnavailable
+        exp_alerts:
+          - exp_labels: {{severity: critical, job: node, instance: cp}}
+            exp_annotations:
+              summary: nats JetStream is unavailable on cp
+              description: "{NATS_DESCRIPTION}"
+      - eval_time: 9m
+        alertname: ArmadaNatsJetStreamUnavailable
+        exp_alerts:
+          - exp_labels: {{severity: critical, job: node, instance: cp}}
+            exp_annotations:
+              summary: nats JetStream is unavailable on cp
+              description: "{NATS_DESCRIPTION}"
+          - exp_labels: {{severity: critical, job: node, instance: cp2}}
+            exp_annotations:
+              summary: nats JetStream is unavailable on cp2
+              description: "{NATS_DESCRIPTION}"
 """)
     tested = promtool("test", "rules", "tests.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -156,6 +156,25 @@ def test_node_exporter_asking_for_a_password():
                                   "armada-node-exporter: restart on change"]
 
 
+def test_node_exporter_probes_nats_where_nats_runs_and_nowhere_else():
+    data = {"armada_roles": ["base", "nats", "node_exporter"], "nats_password_file": "/etc/s/nats"}
+    first, rerun = rerun_of("node_exporter", data)
+    assert first.op("prometheus-node-exporter package").runs("prometheus-node-exporter python3")
+    assert first.op("nats probe unit").runs("/etc/systemd/system/armada-nats-metrics.service")
+    assert first.op("nats probe timer: running and enabled").runs("systemctl enable armada-nats-metrics.timer")
+    assert first.op("node exporter unit").runs("/etc/systemd/system/armada-node-exporter.service")
+    assert rerun.changing() == []
+    # a shorter probe interval rewrites the timer and restarts it, nothing else
+    changed = plan(role("node_exporter"), {**data, "node_exporter_nats_interval": 5}, after(first))
+    assert changed.changing() == ["nats probe timer", "nats probe: daemon-reload", "nats probe timer: restart on change"]
+    # nats gone from the host: its probe goes too, once
+    gone = plan(role("node_exporter"), {**data, "armada_roles": ["base", "node_exporter"]}, after(first))
+    assert gone.op("nats probe timer: stopped").runs("systemctl disable armada-nats-metrics.timer")
+    assert "nats probe: no /etc/systemd/system/armada-nats-metrics.timer" in gone.changing()
+    elsewhere = plan(role("node_exporter"), {"armada_roles": ["base", "node_exporter"]})
+    assert not [name for name in elsewhere.changing() if "nats" in name]
+
+
 def test_monitoring_checks_its_config_with_promtool_before_starting():
     data = {"armada_roles": ["base", "node_exporter", "monitoring"], "metrics_password_file": "/etc/s/metrics"}
     first, rerun = rerun_of("monitoring", data)

@@ -6,7 +6,9 @@ with vLLM; vLLM 0.32 serves /metrics outside its API key, so that key is not
 handed to the monitoring host), Dynamo's frontend /metrics (hosts serving
 through Dynamo), etcd's /metrics (hosts running etcd; etcd serves it to
 anyone who reaches its client port, auth or not). nats has no Prometheus
-endpoint (its monitoring port speaks JSON) and is not scraped.
+endpoint (its monitoring port speaks JSON): on a host running nats and the
+node exporter, armada's probe writes armada_nats_* samples that the node
+job scrapes (roles/node_exporter).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from armada.errors import DataError
 from armada.role_support import endpoint, is_loopback, local_address
 
 PROMETHEUS_UNIT = "armada-prometheus"
+NATS_STALE_SECONDS = 120  # the nats probe runs every 5-60 s (node_exporter_nats_interval): older means it stopped
 
 Host = tuple[str, str, Mapping[str, Any]]  # (inventory name, the address other hosts reach it at, its data)
 
@@ -124,6 +127,13 @@ def alert_rules(data: Mapping[str, Any]) -> dict:
         _alert("ArmadaEtcdNoLeader", "etcd_server_has_leader == 0", leader_wait, "critical",
                "etcd on {{ $labels.instance }} has no leader",
                "etcd has had no leader for " + leader_wait + ": Dynamo's workers cannot register or renew leases"),
+        _alert("ArmadaNatsJetStreamUnavailable",
+               "armada_nats_up == 0 or armada_nats_jetstream_enabled == 0 or "
+               f"(time() - armada_nats_probe_timestamp_seconds) > {NATS_STALE_SECONDS}", wait, "critical",
+               "nats JetStream is unavailable on {{ $labels.instance }}",
+               "nats' /healthz or /jsz has not answered ok with JetStream enabled for " + wait + " (or armada's "
+               f"probe has written nothing for over {NATS_STALE_SECONDS} s): Dynamo's request and event planes "
+               "stop"),
         _alert("ArmadaDiskNearlyFull",
                'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs|nsfs|overlay"} / '
                f'node_filesystem_size_bytes{{fstype!~"tmpfs|ramfs|squashfs|nsfs|overlay"}} '

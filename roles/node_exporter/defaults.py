@@ -1,6 +1,6 @@
 """Data keys of the node_exporter role (also read by the monitoring role, which scrapes it)."""
 
-from armada.keys import SECRET, Key, host_address, identifier, name, port, secret_path
+from armada.keys import SECRET, Key, absolute_path, host_address, identifier, name, port, secret_path
 
 KEYS = (
     Key("node_exporter_listen", str, "127.0.0.1", "Address Prometheus' node exporter binds: loopback unless a "
@@ -8,6 +8,12 @@ KEYS = (
     Key("node_exporter_port", int, 9100, "Port of the node exporter", check=port),
     Key("node_exporter_service_user", str, "armada-node-exporter", "System user the node exporter runs as (its "
         "own)", check=identifier, user_of="node_exporter"),
+    Key("node_exporter_textfile_dir", str, "/var/lib/armada/node-exporter", "Folder of the exporter's textfile "
+        "collector: armada's own probes write their .prom files there (nats and JetStream on hosts running nats, "
+        "which Prometheus cannot scrape directly)", check=absolute_path),
+    Key("node_exporter_nats_interval", int, 15, "Seconds between two probes of nats' /healthz and /jsz (hosts "
+        "running nats): what the JetStream alert sees (it fires when the last probe is over 120 s old)",
+        check=lambda v: None if 5 <= v <= 60 else "must be 5 to 60 seconds"),
     Key("metrics_user", str, "armada-metrics", "User name Prometheus scrapes armada's exporters as, when "
         "metrics_password_file is set", check=name),
     Key("metrics_password_file", str, None, "File ON THE HOST holding the scrape password of this host's node "

@@ -4,6 +4,7 @@ it asks for one: sent from the file through curl's stdin), and a client without 
 from __future__ import annotations
 
 import shlex
+import time
 
 from armada.health import Check, concurrently, unit_active
 from armada.role_support import endpoint, local_address, run_quiet
@@ -42,5 +43,30 @@ def exporter_checks(host, data: dict) -> list[Check]:
         return Check(host.name, "node exporter refuses a scrape without the password", status == "401",
                      f"HTTP {status}")
 
-    calls = [lambda: unit_active(host, "armada-node-exporter"), answers] + ([refuses] if password else [])
+    def nats_probe() -> Check:
+        # the probe's timer writes its first file a second after it starts: wait for a sample
+        seen, deadline = "", time.monotonic() + data["node_exporter_nats_interval"] + 15
+        while True:
+            _, out = run_quiet(host, metrics_curl(url, data["metrics_user"] if password else None, password),
+                               with_stderr=False)
+            seen = nats_samples(out)
+            if seen.get("armada_nats_jetstream_enabled") == "1" or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        return Check(host.name, "node exporter serves nats' JetStream probe",
+                     seen.get("armada_nats_jetstream_enabled") == "1", " ".join(f"{k}={v}" for k, v in seen.items())
+                     or "no armada_nats_* sample")
+
+    calls = [lambda: unit_active(host, "armada-node-exporter"), answers] + ([refuses] if password else []) \
+        + ([nats_probe] if "nats" in data["armada_roles"] else [])
     return concurrently(*calls)
+
+
+def nats_samples(metrics: str) -> dict[str, str]:
+    """The nats probe's up and JetStream samples in an exporter's answer (pure)."""
+    found = {}
+    for line in metrics.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("armada_nats_up", "armada_nats_jetstream_enabled"):
+            found[name] = value.strip()
+    return found
