@@ -13,7 +13,8 @@ from typing import Any
 
 from armada.keys import Key
 from armada.role import Role
-from roles import base, dynamo, etcd, model, monitoring, nats, node_exporter, nvidia, tcmalloc, vllm, vllm_service
+from roles import (base, dcgm_exporter, dynamo, etcd, model, monitoring, nats, node_exporter, nvidia, tcmalloc, vllm,
+                   vllm_service)
 
 _ROLES: list[Role] = [
     base.ROLE,
@@ -26,6 +27,7 @@ _ROLES: list[Role] = [
     vllm_service.ROLE,
     dynamo.ROLE,  # serves in vllm_service's place when armada_serving is 'dynamo'
     node_exporter.ROLE,
+    dcgm_exporter.ROLE,  # after node_exporter: writes the GPU count into its textfile folder
     monitoring.ROLE,  # last: it scrapes what the roles above set up
 ]
 

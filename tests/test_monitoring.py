@@ -8,9 +8,10 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import fixture_text
+from conftest import ROOT, fixture_text
 
 from armada.schema import with_defaults
+from roles.dcgm_exporter import expected_gpus_text
 from roles.monitoring.config import alert_rules, gaps, prometheus_config, scrape_jobs
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -55,6 +56,19 @@ def test_a_host_added_or_removed_changes_only_its_targets():
     two = jobs_by_name([h for h in fleet() if h[0] != "serve2"])
     assert "dynamo" not in two and [c["labels"]["instance"] for c in two["node"]["static_configs"]] == ["cp", "serve"]
     assert two["vllm"] == three["vllm"] and two["etcd"] == three["etcd"]
+
+
+def test_gpu_hosts_dcgm_exporter_is_scraped_with_the_scrape_password():
+    gpu = {"armada_roles": [*SERVE["armada_roles"], "nvidia", "dcgm_exporter"], "dcgm_exporter_listen": "0.0.0.0"}
+    hosts = fleet(serve=gpu)
+    dcgm = jobs_by_name(hosts)["dcgm"]
+    assert [(c["labels"]["instance"], c["targets"][0]) for c in dcgm["static_configs"]] == [("serve", "10.0.0.12:9400")]
+    assert dcgm["basic_auth"] == {"username": "armada-metrics", "password_file": "/etc/s/metrics-scrape"}
+    assert list(gaps("cp", hosts[0][2], [(n, d) for n, _, d in hosts])) == []
+    # loopback on a host the monitoring host does not run on: refused, by host and key
+    hidden = fleet(serve={**gpu, "dcgm_exporter_listen": "127.0.0.1"})
+    assert [(e.host, e.key) for e in gaps("cp", hidden[0][2], [(n, d) for n, _, d in hidden])] == [
+        ("serve", "dcgm_exporter_listen")]
 
 
 def test_etcd_over_tls_is_scraped_over_https_with_the_ca():
@@ -103,7 +117,7 @@ def promtool(*args, cwd=None):
 def test_promtool_accepts_the_rules_and_the_config(tmp_path):
     rules = rules_file(tmp_path)
     checked = promtool("check", "rules", str(rules))
-    assert checked.returncode == 0 and "SUCCESS: 6 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and f"SUCCESS: {len(alert_rules(with_defaults(CP))['groups'][0]['rules'])} rules found" in checked.stdout, checked.stdout + checked.stderr
     config = tmp_path / "prometheus.yml"
     hosts = fleet(cp={"monitoring_scrape_password_file": None, "metrics_password_file": None},
                   serve={"metrics_password_file": None}, serve2={"metrics_password_file": None})
@@ -122,10 +136,122 @@ def test_every_metric_the_rules_read_is_one_real_exporters_serve():
         served |= {line.split("{")[0].split(" ")[0] for line in fixture_text("metrics", name).splitlines()
                    if line and not line.startswith("#")}
     served.add("up")  # Prometheus' own, per target
+    # GPU hosts: the fields armada's counters file asks of the DCGM exporter (each one NVIDIA's exporter knows),
+    # and the GPU count the dcgm_exporter role writes for the node exporter
+    served |= set(dcgm_counters())
+    served |= set(samples_of(expected_gpus_text(4)))
     for rule in alert_rules(with_defaults(CP))["groups"][0]["rules"]:
-        names = set(re.findall(r"[a-z_:][a-z0-9_:]*(?=\s*(?:\{|\[|>|<|=|==|\)|$| /))", rule["expr"]))
-        names -= {"and", "or", "unless", "deriv", "fstype", "time"}
+        names = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*(?=\s*(?:\{|\[|>|<|=|==|\)|$| /))", rule["expr"]))
+        names -= {"and", "or", "unless", "deriv", "fstype", "time", "rate", "count", "by", "on", "instance", "UUID"}
         assert names and names <= served, (rule["alert"], names - served)
+
+
+def dcgm_counters() -> list[str]:
+    with open(os.path.join(ROOT, "files", "dcgm-counters.csv")) as handle:
+        return [line.split(",")[0].strip() for line in handle if line.strip() and not line.startswith("#")]
+
+
+def samples_of(text: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_armadas_dcgm_counters_are_fields_nvidias_exporter_knows():
+    known = {line.strip() for line in fixture_text("metrics", "dcgm-exporter-fields.txt").splitlines()
+             if line.strip() and not line.startswith("#")}
+    ours = dcgm_counters()
+    assert ours and set(ours) <= known, set(ours) - known
+    # each line: field, a Prometheus type, a help text (the exporter's CSV format)
+    with open(os.path.join(ROOT, "files", "dcgm-counters.csv")) as handle:
+        rows = [[part.strip() for part in line.split(",", 2)] for line in handle if line.strip() and line[0] != "#"]
+    assert all(len(row) == 3 and row[1] in ("gauge", "counter") and row[2] for row in rows), rows
+
+
+def test_the_gpu_count_textfile_passes_promtool():
+    linted = subprocess.run([PROMTOOL, "check", "metrics"], input=expected_gpus_text(4), capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert samples_of(expected_gpus_text(4)) == {"armada_gpus_expected": "4"}
+
+
+GPU_TESTS = """
+rule_files: [armada-alerts.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      # gh: 4 GPUs found at deploy; GPU 3 falls off the bus at 1m
+      - series: 'armada_gpus_expected{job="node", instance="gh"}'
+        values: '4x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="gh", gpu="0", UUID="GPU-a", modelName="NVIDIA GH200 480GB"}'
+        values: '40x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="gh", gpu="1", UUID="GPU-b", modelName="NVIDIA GH200 480GB"}'
+        values: '40x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="gh", gpu="2", UUID="GPU-c", modelName="NVIDIA GH200 480GB"}'
+        values: '40x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="gh", gpu="3", UUID="GPU-d", modelName="NVIDIA GH200 480GB"}'
+        values: '40x3 stale'
+      # a100: 2 GPUs, one split in two MIG instances (one UUID): all there
+      - series: 'armada_gpus_expected{job="node", instance="a100"}'
+        values: '2x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="a100", gpu="0", UUID="GPU-e", GPU_I_ID="1"}'
+        values: '40x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="a100", gpu="0", UUID="GPU-e", GPU_I_ID="2"}'
+        values: '40x60'
+      - series: 'DCGM_FI_DEV_GPU_TEMP{job="dcgm", instance="a100", gpu="1", UUID="GPU-f"}'
+        values: '40x60'
+      # gb: its DCGM exporter reports nothing at all from the start
+      - series: 'armada_gpus_expected{job="node", instance="gb"}'
+        values: '4x60'
+      # gh's GPU 0 throttled for heat from 2m on (microseconds of violation keep growing); GPU 1 never
+      - series: 'DCGM_FI_DEV_THERMAL_VIOLATION{job="dcgm", instance="gh", gpu="0", modelName="NVIDIA GH200 480GB"}'
+        values: '0x8 0+5000000x50'
+      - series: 'DCGM_FI_DEV_THERMAL_VIOLATION{job="dcgm", instance="gh", gpu="1", modelName="NVIDIA GH200 480GB"}'
+        values: '0x60'
+      - series: 'DCGM_FI_DEV_ROW_REMAP_FAILURE{job="dcgm", instance="gh", gpu="2", modelName="NVIDIA GH200 480GB"}'
+        values: '0x4 1x55'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: ArmadaGpuMissing
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: gb}
+            exp_annotations:
+              summary: a GPU is missing on gb
+              description: armada found 4 GPU(s) on PCI at its last deploy and DCGM reports fewer for 5m (a GPU off the bus, a driver that lost it, or the DCGM exporter down)
+      - eval_time: 7m
+        alertname: ArmadaGpuMissing
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: gb}
+            exp_annotations:
+              summary: a GPU is missing on gb
+              description: armada found 4 GPU(s) on PCI at its last deploy and DCGM reports fewer for 5m (a GPU off the bus, a driver that lost it, or the DCGM exporter down)
+          - exp_labels: {severity: critical, instance: gh}
+            exp_annotations:
+              summary: a GPU is missing on gh
+              description: armada found 4 GPU(s) on PCI at its last deploy and DCGM reports fewer for 5m (a GPU off the bus, a driver that lost it, or the DCGM exporter down)
+      - eval_time: 6m
+        alertname: ArmadaGpuThermalThrottling
+        exp_alerts: []
+      - eval_time: 8m
+        alertname: ArmadaGpuThermalThrottling
+        exp_alerts:
+          - exp_labels: {severity: warning, job: dcgm, instance: gh, gpu: "0", modelName: NVIDIA GH200 480GB}
+            exp_annotations:
+              summary: GPU 0 on gh is slowed down for heat
+              description: 'GPU 0 (NVIDIA GH200 480GB) has spent time thermally throttled in every 5m window for 5m: serving slows (cooling, airflow, a failing fan)'
+      - eval_time: 3m
+        alertname: ArmadaGpuRowRemapFailed
+        exp_alerts:
+          - exp_labels: {severity: critical, job: dcgm, instance: gh, gpu: "2", modelName: NVIDIA GH200 480GB}
+            exp_annotations:
+              summary: GPU 2 on gh failed to remap a memory row
+              description: "GPU 2 (NVIDIA GH200 480GB) could not remap a faulty memory row: NVIDIA's guidance is to drain the host and have the GPU checked"
+"""
+
+
+def test_promtool_unit_tests_fire_each_gpu_alert_only_where_it_should(tmp_path):
+    rules_file(tmp_path)
+    (tmp_path / "tests.yml").write_text(GPU_TESTS)
+    tested = promtool("test", "rules", "tests.yml", cwd=tmp_path)
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
 
 
 PROMTOOL_TESTS = """

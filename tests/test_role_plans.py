@@ -59,7 +59,7 @@ def rerun_of(name, data, facts=None, **more):
 
 def test_every_registered_role_is_planned_here():
     covered = {"base", "nvidia", "tcmalloc", "nats", "etcd", "vllm", "model", "vllm_service", "dynamo",
-               "node_exporter", "monitoring"}
+               "node_exporter", "dcgm_exporter", "monitoring"}
     assert {r.name for r in registry.roles() if r.apply} == covered
 
 
@@ -173,6 +173,24 @@ def test_node_exporter_probes_nats_where_nats_runs_and_nowhere_else():
     assert "nats probe: no /etc/systemd/system/armada-nats-metrics.timer" in gone.changing()
     elsewhere = plan(role("node_exporter"), {"armada_roles": ["base", "node_exporter"]})
     assert not [name for name in elsewhere.changing() if "nats" in name]
+
+
+def test_dcgm_exporter_on_a_gh200():
+    data = {"armada_roles": ["base", "nvidia", "node_exporter", "dcgm_exporter"], "dcgm_exporter_listen": "0.0.0.0",
+            "metrics_password_file": "/etc/s/metrics"}
+    first, rerun = rerun_of("dcgm_exporter", data, snapshot="gh200")
+    assert first.op("DCGM and its exporter (NVIDIA's repository)").runs(
+        "install datacenter-gpu-manager-4-cuda13 datacenter-gpu-manager-exporter python3")
+    assert first.op("mask the distro's nvidia-dcgm-exporter.service").runs(
+        "ln -s /dev/null /etc/systemd/system/nvidia-dcgm-exporter.service")
+    assert first.op("DCGM exporter counters").runs("/etc/armada/dcgm-exporter/counters.csv")
+    assert first.op("armada-dcgm-exporter: running and enabled").runs("systemctl enable armada-dcgm-exporter.service")
+    # the GH200 snapshot's one GPU, for the GPU-missing alert
+    assert first.op("GPUs expected (node exporter textfile)").runs("/var/lib/armada/node-exporter/armada_gpus.prom")
+    assert rerun.changing() == []
+    # an older driver branch takes DCGM's CUDA 12 build
+    older = plan(role("dcgm_exporter"), {**data, "nvidia_driver_branch": "570"}, snapshot="gh200")
+    assert older.op("DCGM and its exporter (NVIDIA's repository)").runs("datacenter-gpu-manager-4-cuda12")
 
 
 def test_monitoring_checks_its_config_with_promtool_before_starting():

@@ -1,7 +1,8 @@
 """What the monitoring host's Prometheus scrapes and alerts on, from the inventory (pure).
 
 Every host of the inventory is a target of each monitoring host: its node
-exporter (hosts running node_exporter), vLLM's own /metrics (hosts serving
+exporter (hosts running node_exporter), NVIDIA's DCGM exporter (GPU hosts
+running dcgm_exporter), vLLM's own /metrics (hosts serving
 with vLLM; vLLM 0.32 serves /metrics outside its API key, so that key is not
 handed to the monitoring host), Dynamo's frontend /metrics (hosts serving
 through Dynamo), etcd's /metrics (hosts running etcd; etcd serves it to
@@ -20,6 +21,7 @@ from armada.errors import DataError
 from armada.role_support import endpoint, is_loopback, local_address
 
 PROMETHEUS_UNIT = "armada-prometheus"
+PASSWORD_JOBS = {"node": "node_exporter", "dcgm": "dcgm_exporter"}  # exporters asking for metrics_password_file
 NATS_STALE_SECONDS = 120  # the nats probe runs every 5-60 s (node_exporter_nats_interval): older means it stopped
 
 Host = tuple[str, str, Mapping[str, Any]]  # (inventory name, the address other hosts reach it at, its data)
@@ -44,6 +46,7 @@ def _serving(data: Mapping[str, Any]) -> str | None:
 # (job, the role or serving mode it follows, bind key, port key, metrics path)
 SOURCES = (
     ("node", lambda d: "node_exporter" in d["armada_roles"], "node_exporter_listen", "node_exporter_port"),
+    ("dcgm", lambda d: "dcgm_exporter" in d["armada_roles"], "dcgm_exporter_listen", "dcgm_exporter_port"),
     ("vllm", lambda d: _serving(d) == "vllm", "vllm_host", "vllm_port"),
     ("dynamo", lambda d: _serving(d) == "dynamo", "dynamo_frontend_host", "dynamo_frontend_port"),
     ("etcd", lambda d: "etcd" in d["armada_roles"], "etcd_listen", "etcd_client_port"),
@@ -66,7 +69,7 @@ def scrape_jobs(monitor: str, data: Mapping[str, Any], hosts: Sequence[Host]) ->
         if not found:
             continue
         entry: dict[str, Any] = {"job_name": job, "static_configs": found}
-        if job == "node" and data["monitoring_scrape_password_file"]:
+        if job in PASSWORD_JOBS and data["monitoring_scrape_password_file"]:
             # Prometheus reads the file itself (its own, 0600): the password is never in this config
             entry["basic_auth"] = {"username": data["metrics_user"],
                                    "password_file": data["monitoring_scrape_password_file"]}
@@ -87,14 +90,14 @@ def gaps(monitor: str, data: Mapping[str, Any], hosts: Iterable[tuple[str, Mappi
                                 "metrics, and it binds loopback only: bind the address the monitoring host reaches "
                                 "(armada's guards for that address apply)")
     for name, other in hosts:
-        if "node_exporter" in other["armada_roles"] and other["metrics_password_file"] \
-                and not data["monitoring_scrape_password_file"]:
-            yield DataError(monitor, "monitoring_scrape_password_file", None, f"{name}'s node exporter asks for a "
-                            "password (metrics_password_file): set this to a file holding it on this monitoring "
-                            "host (Prometheus sends it)")
-        elif "node_exporter" in other["armada_roles"] and other["metrics_user"] != data["metrics_user"]:
+        exporters = [role for role in PASSWORD_JOBS.values() if role in other["armada_roles"]]
+        if exporters and other["metrics_password_file"] and not data["monitoring_scrape_password_file"]:
+            yield DataError(monitor, "monitoring_scrape_password_file", None, f"{name}'s {' and '.join(exporters)} "
+                            "ask for a password (metrics_password_file): set this to a file holding it on this "
+                            "monitoring host (Prometheus sends it)")
+        elif exporters and other["metrics_user"] != data["metrics_user"]:
             yield DataError(name, "metrics_user", other["metrics_user"], f"the monitoring host {monitor} scrapes "
-                            f"as {data['metrics_user']}: one Prometheus job scrapes every node exporter")
+                            f"as {data['metrics_user']}: one Prometheus job scrapes every {exporters[0]}")
     tls = [name for name, other in hosts if "etcd" in other["armada_roles"] and other["etcd_tls_cert_file"]]
     plain = [name for name, other in hosts if "etcd" in other["armada_roles"] and not other["etcd_tls_cert_file"]]
     if tls and not data["etcd_tls_ca_file"]:
@@ -134,6 +137,20 @@ def alert_rules(data: Mapping[str, Any]) -> dict:
                "nats' /healthz or /jsz has not answered ok with JetStream enabled for " + wait + " (or armada's "
                f"probe has written nothing for over {NATS_STALE_SECONDS} s): Dynamo's request and event planes "
                "stop"),
+        _alert("ArmadaGpuMissing",
+               "armada_gpus_expected > on(instance) (count by (instance) (count by (instance, UUID) "
+               "(DCGM_FI_DEV_GPU_TEMP)) or on(instance) armada_gpus_expected * 0)", wait, "critical",
+               "a GPU is missing on {{ $labels.instance }}",
+               "armada found {{ $value }} GPU(s) on PCI at its last deploy and DCGM reports fewer for " + wait +
+               " (a GPU off the bus, a driver that lost it, or the DCGM exporter down)"),
+        _alert("ArmadaGpuThermalThrottling", "rate(DCGM_FI_DEV_THERMAL_VIOLATION[5m]) > 0", wait, "warning",
+               "GPU {{ $labels.gpu }} on {{ $labels.instance }} is slowed down for heat",
+               "GPU {{ $labels.gpu }} ({{ $labels.modelName }}) has spent time thermally throttled in every 5m "
+               "window for " + wait + ": serving slows (cooling, airflow, a failing fan)"),
+        _alert("ArmadaGpuRowRemapFailed", "DCGM_FI_DEV_ROW_REMAP_FAILURE > 0", "1m", "critical",
+               "GPU {{ $labels.gpu }} on {{ $labels.instance }} failed to remap a memory row",
+               "GPU {{ $labels.gpu }} ({{ $labels.modelName }}) could not remap a faulty memory row: NVIDIA's "
+               "guidance is to drain the host and have the GPU checked"),
         _alert("ArmadaDiskNearlyFull",
                'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs|nsfs|overlay"} / '
                f'node_filesystem_size_bytes{{fstype!~"tmpfs|ramfs|squashfs|nsfs|overlay"}} '
