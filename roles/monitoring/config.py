@@ -127,6 +127,10 @@ def alert_rules(data: Mapping[str, Any]) -> dict:
         _alert("ArmadaVllmKvCacheNearlyFull", f"vllm:kv_cache_usage_perc > {float(data['monitoring_kv_cache_alert'])}",
                wait, "warning", "vLLM's KV cache is nearly full on {{ $labels.instance }}",
                "KV cache usage {{ $value | humanizePercentage }} for " + wait + ": requests get preempted or wait"),
+        _alert("ArmadaDynamoModelNotReady", "dynamo_frontend_model_ready == 0", wait, "critical",
+               "Dynamo's frontend on {{ $labels.instance }} has {{ $labels.model }} not ready",
+               "Dynamo's frontend has not had a ready worker for {{ $labels.model }} for " + wait +
+               " (workers down, or not registered in etcd)"),
         _alert("ArmadaEtcdNoLeader", "etcd_server_has_leader == 0", leader_wait, "critical",
                "etcd on {{ $labels.instance }} has no leader",
                "etcd has had no leader for " + leader_wait + ": Dynamo's workers cannot register or renew leases"),
