@@ -1,6 +1,7 @@
 """The main job on the local lab: deploys/llm.py takes three real Debian hosts
 (aarch64 control plane, two x86_64 serving nodes) to a serving, health-checked
-vLLM; a second run changes nothing; a changed port restarts only vLLM.
+vLLM; a second run changes nothing (a changed port restarting only vLLM is
+tests/test_lab_faults.py's killed deploy, which changes the port anyway).
 
 Verified with pytest-testinfra over SSH and with real requests to nats, etcd
 and vLLM from this machine (to the lab's own addresses only).
@@ -230,24 +231,3 @@ def test_real_requests_from_outside(first_run):
         with pytest.raises(urllib.error.HTTPError) as refused:
             completion_tokens(SERVE.address, 8000, api_key=key)
         assert refused.value.code == 401
-
-
-# the control plane and one serving host: one vLLM restarts (twice), not two on two cores
-ONE_SERVER = ("--limit", CP.name, "--limit", SERVE.name)
-
-
-def test_changed_port_restarts_only_vllm(first_run, tmp_path, testinfra_host):
-    serve = testinfra_host(SERVE)
-    cp = testinfra_host(CP)
-    nats_pid = cp.check_output("systemctl show -p MainPID --value armada-nats")
-    try:
-        result, output = deploy(tmp_path / "port.json", "--data", "vllm_port=8001", *ONE_SERVER)
-        assert result.returncode == 0, output[-8000:]
-        changed = changed_operations(output)
-        assert "armada-vllm: restart on change" in changed and "vLLM command (of this install)" in changed
-        assert not [op for op in changed if "nats" in op or "etcd" in op], changed
-        assert serve.socket("tcp://0.0.0.0:8001").is_listening
-        assert cp.check_output("systemctl show -p MainPID --value armada-nats") == nats_pid
-    finally:
-        result, output = deploy(tmp_path / "back.json", *ONE_SERVER)
-        assert result.returncode == 0, output[-8000:]

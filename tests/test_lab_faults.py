@@ -1,7 +1,8 @@
 """Faults on the lab: a URL the hosts cannot reach stops the run before
 anything changes; a dpkg lock held by another process is waited for, then
 fails with apt's message; a crashed vLLM is restarted by systemd and serves
-again; a deploy killed midway converges when run again. Nothing is lost.
+again; a deploy killed midway converges when run again, and a changed port
+restarts only vLLM. Nothing is lost.
 """
 
 import json
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the
 
 PYINFRA = os.path.join(os.path.dirname(sys.executable), "pyinfra")
 SERVE = lab.HOSTS_BY_NAME["armada-serve"]
+CP = lab.HOSTS_BY_NAME["armada-cp"]
 INVENTORY = "tests/lab/faults_inventory.py"
 LOCK = ("python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", \"w\"); "
         "fcntl.lockf(f, fcntl.LOCK_EX); print(\"locked\", flush=True); time.sleep({seconds})'")
@@ -141,9 +143,13 @@ def test_a_crashed_vllm_is_restarted_and_serves(converged, tmp_path):
     assert json.loads((tmp_path / "health.json").read_text())["armada-serve"]["ok"]
 
 
-def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
-    # a change that takes a while (a new vLLM port: new env, restart, health wait), killed in the middle
-    # one serving host: a vLLM restart is minutes on two cores, two at once twice that
+def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path, testinfra_host):
+    """A changed vLLM port (new env, restart, health wait), the deploy killed as vLLM restarts, then run again:
+    it does what was left, and a changed port restarts only vLLM (the rerun has the control plane in it: no
+    nats or etcd operation changes, nats keeps its process). One serving host: a vLLM restart is ~30 s on the
+    lab's two cores, two at once twice that."""
+    cp = testinfra_host(CP)
+    nats_pid = cp.check_output("systemctl show -p MainPID --value armada-nats")
     argv, env = command(tmp_path / "killed.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     run = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
@@ -160,16 +166,24 @@ def test_a_deploy_killed_midway_converges_when_run_again(converged, tmp_path):
     # names the same operation)
     assert killed and run.returncode == -signal.SIGKILL, (run.returncode, seen[-3000:])
     assert "--> Results:" not in seen, seen[-3000:]
-    result, output = deploy(tmp_path / "again.json", {"vllm_port": 8002}, "--limit", "armada-serve")
+    assert "Starting operation: armada vllm service | vLLM command (of this install)" in seen, seen[-3000:]
+    result, output = deploy(tmp_path / "again.json", {"vllm_port": 8002}, "--limit", CP.name, "--limit", SERVE.name)
     assert result.returncode == 0, output[-6000:]
+    changed = changed_operations(output)
+    assert not [op for op in changed if "nats" in op or "etcd" in op], changed
+    assert cp.check_output("systemctl show -p MainPID --value armada-nats") == nats_pid
     # the rerun did what was left: vLLM serves on the new port (its health checks asked there; so does this machine)
     assert json.loads((tmp_path / "again.json").read_text())["armada-serve"]["ok"], output[-6000:]
+    assert testinfra_host(SERVE).socket("tcp://0.0.0.0:8002").is_listening
     assert completion_tokens(SERVE.address, 8002) > 0
     result, output = deploy(tmp_path / "noop.json", {"vllm_port": 8002}, "--limit", "armada-serve")
     assert result.returncode == 0 and set(changed_operations(output)) <= {HEALTH_OP}, changed_operations(output)
-    # back to the lab's port for the tests that follow; the model cache never moved
+    # back to the lab's port for the tests that follow: vLLM's command and its restart, nothing else; the
+    # model cache never moved
     result, output = deploy(tmp_path / "back.json", None, "--limit", "armada-serve")
     assert result.returncode == 0, output[-6000:]
+    changed = changed_operations(output)
+    assert "armada-vllm: restart on change" in changed and "vLLM command (of this install)" in changed, changed
     assert lab.ssh_exec(SERVE, "test -f /var/lib/armada/models/tiny/model.safetensors")[0] == 0
 
 
