@@ -175,6 +175,17 @@ def test_node_exporter_probes_nats_where_nats_runs_and_nowhere_else():
     assert not [name for name in elsewhere.changing() if "nats" in name]
 
 
+def test_a_host_leaving_dcgm_exporter_loses_its_gpu_count():
+    # the GPU-missing alert compares DCGM's GPUs with this file: left behind, it would fire for a host whose
+    # DCGM exporter is no longer scraped
+    count = "/var/lib/armada/node-exporter/armada_gpus.prom"
+    data = {"armada_roles": ["base", "nvidia", "node_exporter"]}
+    left = plan(role("node_exporter"), data, with_files(after(plan(role("node_exporter"), data)), {count: b"4\n"}))
+    assert left.op("no GPU count without the DCGM exporter").runs(count)
+    with_dcgm = plan(role("node_exporter"), {"armada_roles": [*data["armada_roles"], "dcgm_exporter"]})
+    assert "no GPU count without the DCGM exporter" not in with_dcgm.names() and with_dcgm.names()
+
+
 def test_dcgm_exporter_on_a_gh200():
     data = {"armada_roles": ["base", "nvidia", "node_exporter", "dcgm_exporter"], "dcgm_exporter_listen": "0.0.0.0",
             "metrics_password_file": "/etc/s/metrics"}

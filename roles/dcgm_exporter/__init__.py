@@ -29,7 +29,7 @@ from roles.dcgm_exporter.defaults import KEYS
 
 UNIT = "armada-dcgm-exporter"
 BINARY = "/usr/bin/dcgm-exporter"  # where NVIDIA's datacenter-gpu-manager-exporter package puts it
-EXPECTED_FILE = "armada_gpus.prom"
+EXPECTED_FILE = node_exporter.GPU_COUNT_FILE
 
 
 @dataclass(frozen=True)

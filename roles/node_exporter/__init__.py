@@ -29,6 +29,7 @@ UNIT = "armada-node-exporter"
 BINARY = "/usr/bin/prometheus-node-exporter"  # where Debian and Ubuntu ship it
 NATS_PROBE = "armada-nats-metrics"
 NATS_PROBE_FILE = "armada_nats.prom"
+GPU_COUNT_FILE = "armada_gpus.prom"  # written by the dcgm_exporter role
 
 
 def exporter_args(data) -> str:
@@ -74,6 +75,11 @@ def apply(run: RoleRun):
                     user=data["node_exporter_service_user"], group=data["node_exporter_service_user"], mode="755")
     managed_service(UNIT, unit, written, watched=[launcher] if launcher else [])
     nats_probe(data, tpl)
+    if "dcgm_exporter" not in data["armada_roles"]:
+        # the GPU count the dcgm_exporter role writes: gone with that role, or ArmadaGpuMissing would fire for
+        # a host whose DCGM exporter Prometheus no longer scrapes
+        files.file(name="no GPU count without the DCGM exporter", path=f"{data['node_exporter_textfile_dir']}/"
+                   f"{GPU_COUNT_FILE}", present=False)
 
 
 def nats_probe(data, tpl) -> None:
