@@ -4,8 +4,8 @@ scrape password when it asks for one), and a client without it refused."""
 from __future__ import annotations
 
 from armada.health import Check, concurrently, unit_active
-from armada.role_support import endpoint, local_address, run_quiet
-from roles.node_exporter.health import metrics_curl
+from armada.role_support import endpoint, local_address
+from roles.node_exporter.health import refuses_without_password, scrape
 
 
 def checks(run) -> list[Check]:
@@ -32,18 +32,11 @@ def exporter_checks(host, data: dict, gpus: int) -> list[Check]:
     password = data["metrics_password_file"]
 
     def answers() -> Check:
-        _, seen = run_quiet(host, metrics_curl(url, data["metrics_user"] if password else None, password),
-                            with_stderr=False)
-        status = seen.rsplit("\n", 1)[-1]
+        status, seen = scrape(host, url, data)
         reported = gpus_reported(seen)
         return Check(host.name, f"DCGM exporter reports every GPU ({gpus})", status == "200" and len(reported) == gpus,
                      f"{len(reported)} GPU(s): {', '.join(sorted(reported))}" if status == "200"
                      else f"HTTP {status}: {seen[-120:]}")
 
-    def refuses() -> Check:
-        _, seen = run_quiet(host, metrics_curl(url), with_stderr=False)
-        status = seen.rsplit("\n", 1)[-1]
-        return Check(host.name, "DCGM exporter refuses a scrape without the password", status == "401",
-                     f"HTTP {status}")
-
-    return concurrently(lambda: unit_active(host, "armada-dcgm-exporter"), answers, *([refuses] if password else []))
+    refuses = [lambda: refuses_without_password(host, url, data, "DCGM exporter")] if password else []
+    return concurrently(lambda: unit_active(host, "armada-dcgm-exporter"), answers, *refuses)

@@ -25,31 +25,36 @@ def metrics_curl(url: str, user: str | None = None, password_file: str | None = 
     return f"bash -c {shlex.quote(curl)}"
 
 
+def scrape(host, url: str, data, with_password: bool = True) -> tuple[str, str]:
+    """(HTTP status, curl's whole output) of an exporter's /metrics on ``host``: as metrics_user with the host's
+    scrape password when it asks for one (metrics_password_file) and ``with_password``; else without."""
+    password = data["metrics_password_file"] if with_password else None
+    _, seen = run_quiet(host, metrics_curl(url, data["metrics_user"] if password else None, password),
+                        with_stderr=False)
+    return seen.rsplit("\n", 1)[-1], seen
+
+
+def refuses_without_password(host, url: str, data, what: str) -> Check:
+    """An exporter asking for the scrape password answers 401 to a scrape without it."""
+    status, _ = scrape(host, url, data, with_password=False)
+    return Check(host.name, f"{what} refuses a scrape without the password", status == "401", f"HTTP {status}")
+
+
 def exporter_checks(host, data: dict) -> list[Check]:
     url = f"http://{endpoint(local_address(data['node_exporter_listen']), data['node_exporter_port'])}/metrics"
     password = data["metrics_password_file"]
 
     def answers() -> Check:
-        _, seen = run_quiet(host, metrics_curl(url, data["metrics_user"] if password else None, password),
-                            with_stderr=False)
-        status = seen.rsplit("\n", 1)[-1]
+        status, seen = scrape(host, url, data)
         samples = [line for line in seen.splitlines() if line.startswith("node_load1 ")]
         return Check(host.name, "node exporter answers its metrics", status == "200" and bool(samples),
                      samples[0] if samples else f"HTTP {status}: {seen[-120:]}")
-
-    def refuses() -> Check:
-        _, seen = run_quiet(host, metrics_curl(url), with_stderr=False)
-        status = seen.rsplit("\n", 1)[-1]
-        return Check(host.name, "node exporter refuses a scrape without the password", status == "401",
-                     f"HTTP {status}")
 
     def nats_probe() -> Check:
         # the probe's timer writes its first file a second after it starts: wait for a sample
         seen, deadline = "", time.monotonic() + data["node_exporter_nats_interval"] + 15
         while True:
-            _, out = run_quiet(host, metrics_curl(url, data["metrics_user"] if password else None, password),
-                               with_stderr=False)
-            seen = nats_samples(out)
+            seen = nats_samples(scrape(host, url, data)[1])
             if seen.get("armada_nats_jetstream_enabled") == "1" or time.monotonic() > deadline:
                 break
             time.sleep(2)
@@ -57,7 +62,8 @@ def exporter_checks(host, data: dict) -> list[Check]:
                      seen.get("armada_nats_jetstream_enabled") == "1", " ".join(f"{k}={v}" for k, v in seen.items())
                      or "no armada_nats_* sample")
 
-    calls = [lambda: unit_active(host, "armada-node-exporter"), answers] + ([refuses] if password else []) \
+    calls = [lambda: unit_active(host, "armada-node-exporter"), answers] \
+        + ([lambda: refuses_without_password(host, url, data, "node exporter")] if password else []) \
         + ([nats_probe] if "nats" in data["armada_roles"] else [])
     return concurrently(*calls)
 
