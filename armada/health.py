@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass
 import gevent
 from pyinfra.context import ctx_config, ctx_host
 
-from armada.commands.etcd import etcd_curl, etcd_login_body
+from armada.commands.etcd import TlsFiles, etcd_curl, etcd_login_body, tls_args
 from armada.commands.torch import VENV_FILES_PROBE, VENV_PROBE, serving_processes_script
 from armada.parsers.torch import parse_serving_processes, parse_venv_probe
 from armada.profile import Profile
-from armada.role_support import etcd_ca, run_quiet
+from armada.role_support import etcd_tls, run_quiet
 from armada.serving import running_torch_problem, torch_problem
 
 
@@ -44,14 +44,13 @@ def unit_active(host, unit: str) -> Check:
 
 
 def http_json(host, url: str, body: dict | None = None, retries: int = 0, headers=(),
-               bearer_file: str | None = None, cacert: str | None = None) -> tuple[bool, dict | str]:
+               bearer_file: str | None = None, tls: TlsFiles | None = None) -> tuple[bool, dict | str]:
     """curl on the host. ``bearer_file``: a file on the host holding a token,
     sent as ``Authorization: Bearer`` through curl's stdin, so the secret is
-    never on a command line (nor in pyinfra's output). ``cacert``: the CA file
-    (on the host) an https server's certificate is checked against."""
-    extra = " ".join(f"-H {shlex.quote(h)}" for h in headers)
-    if cacert:
-        extra += f" --cacert {shlex.quote(cacert)}"
+    never on a command line (nor in pyinfra's output). ``tls``: the CA file
+    (on the host) an https server's certificate is checked against, and the
+    client certificate to present (armada.commands.etcd.TlsFiles)."""
+    extra = " ".join(f"-H {shlex.quote(h)}" for h in headers) + tls_args(tls)
     if body is not None:
         extra += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
     curl = f"curl -sS --max-time 120 --noproxy '*' {extra} {shlex.quote(url)}"
@@ -70,7 +69,7 @@ def http_json(host, url: str, body: dict | None = None, retries: int = 0, header
 
 
 def http_json_until(host, url: str, good, retries: int, settle: int = 15,
-                     cacert: str | None = None) -> tuple[bool, dict | str]:
+                     tls: TlsFiles | None = None) -> tuple[bool, dict | str]:
     """``http_json`` until ``good(answer)``: curl retries a refused connection
     ``retries`` times, then an answer that is not yet good is asked again,
     ``settle`` times a second apart. nats' /healthz answers 503 "failed to be
@@ -78,12 +77,12 @@ def http_json_until(host, url: str, good, retries: int, settle: int = 15,
     gives its own readiness probe (nats-server server.go readyForConnections;
     seen on the 2-core CI lab with two vLLMs loading), and etcd's /health is
     false until it has a leader: a single answer is not the host's state."""
-    ok, answer = http_json(host, url, retries=retries, cacert=cacert)
+    ok, answer = http_json(host, url, retries=retries, tls=tls)
     for _ in range(settle):
         if ok and good(answer):
             return True, answer
         time.sleep(1)
-        ok, answer = http_json(host, url, cacert=cacert)
+        ok, answer = http_json(host, url, tls=tls)
     return ok and good(answer), answer
 
 
@@ -170,19 +169,19 @@ def nats_connect(host, address: str, port: int, user: str | None = None, passwor
 
 
 def etcd_read(host, url: str, password_file: str | None = None, body: dict | None = None,
-              ca_file: str | None = None, user: str = "root") -> tuple[bool, str]:
+              tls: TlsFiles | None = None, user: str = "root") -> tuple[bool, str]:
     """A v3 range read at ``url`` (``body``: the range request; default one
     key): anonymous, or as ``user`` with the password in ``password_file`` (sent
     through curl's stdin; the token it gets never leaves the host).
     ``(read ok, what etcd said)``."""
-    return etcd_reads(host, url, password_file, [body or {"key": "YQ=="}], ca_file, user)[0]
+    return etcd_reads(host, url, password_file, [body or {"key": "YQ=="}], tls, user)[0]
 
 
-def etcd_reads(host, url: str, password_file: str | None, bodies: list[dict], ca_file: str | None = None,
+def etcd_reads(host, url: str, password_file: str | None, bodies: list[dict], tls: TlsFiles | None = None,
                user: str = "root") -> list[tuple[bool, str]]:
     """Several v3 range reads after one login (etcd checks a password with bcrypt: 0.2 s on the lab's
     x86_64 hosts, more under emulation), in one command; one ``(read ok, what etcd said)`` per body."""
-    curl = etcd_curl(ca_file)
+    curl = etcd_curl(tls)
     reads = [f"{curl} -d {shlex.quote(json.dumps(body))} {shlex.quote(url + '/v3/kv/range')}" for body in bodies]
     if password_file:
         login = f"{etcd_login_body(password_file, user)} | {curl} -d @- {shlex.quote(url + '/v3/auth/authenticate')}"
@@ -208,12 +207,12 @@ def control_plane_checks(host, nats_url: str, etcd_url: str, data: dict, python:
 
 
 def _reaches_etcd(host, etcd_url: str, data: dict) -> list[Check]:
-    ca = etcd_ca(data, etcd_url)
-    ok, health = http_json_until(host, f"{etcd_url}/health", etcd_healthy, retries=10, cacert=ca)
+    tls = etcd_tls(data, etcd_url)
+    ok, health = http_json_until(host, f"{etcd_url}/health", etcd_healthy, retries=10, tls=tls)
     checks = [Check(host.name, f"reaches etcd {etcd_url}", ok, shown(health))]
     if data["etcd_client_password_file"]:
         user = data["etcd_client_user"]
-        ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"], {"key": "djEv"}, ca_file=ca,
+        ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"], {"key": "djEv"}, tls=tls,
                              user=user)
         checks.append(Check(host.name, f"authenticates to etcd {etcd_url} as {user}", ok, seen[-120:]))
     return checks

@@ -15,6 +15,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from armada.commands.etcd import TlsFiles
 from armada.errors import DataError
 from armada.keys import systemd_env_value
 from armada.facts.services import ChangedSinceStart
@@ -128,17 +129,20 @@ def etcd_members(run) -> list[tuple[Any, Mapping[str, Any]]]:
     return [(member, run.data_of(member)) for member in run.inventory.get_group(group)]
 
 
-def local_etcd(data: dict) -> tuple[str, str | None]:
+def local_etcd(data: dict) -> tuple[str, TlsFiles | None]:
     """This host's own etcd as the host itself reaches it: the loopback URL
-    (https when it serves TLS) and the CA file its certificate is checked
-    against (None over plain http)."""
-    ca = data["etcd_tls_ca_file"] if data["etcd_tls_cert_file"] else None
-    return f"{'https' if ca else 'http'}://127.0.0.1:{data['etcd_client_port']}", ca
+    (https when it serves TLS) and how curl speaks TLS to it (None over plain http)."""
+    url = f"{'https' if data['etcd_tls_cert_file'] else 'http'}://127.0.0.1:{data['etcd_client_port']}"
+    return url, etcd_tls(data, url)
 
 
-def etcd_ca(data: dict, url: str) -> str | None:
-    """The CA file (from this host's data) that an etcd at ``url`` is checked against."""
-    return data["etcd_tls_ca_file"] if url.startswith("https:") else None
+def etcd_tls(data: dict, url: str) -> TlsFiles | None:
+    """How curl on a host with ``data`` speaks to the etcd at ``url``: its CA file and, when the host has
+    one, armada's client certificate (etcd_tls_client_cert_file: what an etcd with etcd_client_cert_auth
+    asks for); None over plain http."""
+    if not url.startswith("https:"):
+        return None
+    return TlsFiles(data["etcd_tls_ca_file"], data["etcd_tls_client_cert_file"], data["etcd_tls_client_key_file"])
 
 
 def client_address(listen: str, inventory_host) -> str:

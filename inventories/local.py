@@ -62,17 +62,23 @@ _SPLIT = {
 
 # ARMADA_LAB_TLS=1: armada-cp's nats and etcd speak TLS only, with the
 # certificate `armada lab up` made (armada/lab/tls.py); every host checks it
-# against the lab's CA. ARMADA_LAB_TLS=nats: nats only (what Dynamo can use:
-# its etcd client cannot verify a private CA with a password, roles/dynamo)
+# against the lab's CA. ARMADA_LAB_TLS=nats: nats only. ARMADA_LAB_TLS=certs:
+# both, and etcd asks every client for a certificate (what Dynamo's etcd client
+# needs to verify a private CA, roles/dynamo): every host presents the lab's
+# CN-less client certificate for armada's own steps, Dynamo its CN=armada-client one
 _TLS_MODE = _os.environ.get("ARMADA_LAB_TLS", "0")
+_NATS_TLS, _ETCD_TLS = _TLS_MODE in ("1", "nats", "certs"), _TLS_MODE in ("1", "certs")
 _TLS_CA = {
-    **({"nats_tls_ca_file": _tls.CA_FILE} if _TLS_MODE in ("1", "nats") else {}),
-    **({"etcd_tls_ca_file": _tls.CA_FILE} if _TLS_MODE == "1" else {}),
+    **({"nats_tls_ca_file": _tls.CA_FILE} if _NATS_TLS else {}),
+    **({"etcd_tls_ca_file": _tls.CA_FILE} if _ETCD_TLS else {}),
+    **({"etcd_tls_client_cert_file": _tls.ARMADA_CLIENT_CERT, "etcd_tls_client_key_file": _tls.ARMADA_CLIENT_KEY,
+        "dynamo_etcd_cert_file": _tls.DYNAMO_CLIENT_CERT, "dynamo_etcd_key_file": _tls.DYNAMO_CLIENT_KEY}
+       if _TLS_MODE == "certs" else {}),
 }
 _TLS_SERVER = {
-    **({"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.NATS_KEY_FILE} if _TLS_MODE in ("1", "nats")
-       else {}),
-    **({"etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.ETCD_KEY_FILE} if _TLS_MODE == "1" else {}),
+    **({"nats_tls_cert_file": _tls.CERT_FILE, "nats_tls_key_file": _tls.NATS_KEY_FILE} if _NATS_TLS else {}),
+    **({"etcd_tls_cert_file": _tls.CERT_FILE, "etcd_tls_key_file": _tls.ETCD_KEY_FILE} if _ETCD_TLS else {}),
+    **({"etcd_client_cert_auth": True} if _TLS_MODE == "certs" else {}),
 }
 
 

@@ -79,6 +79,24 @@ def test_etcd_over_tls_is_scraped_over_https_with_the_ca():
     assert list(gaps("cp", hosts[0][2], [(n, d) for n, _, d in hosts])) == []
 
 
+def test_an_etcd_asking_for_client_certificates_is_scraped_with_armadas():
+    tls = {"etcd_tls_cert_file": "/etc/s/cp.crt", "etcd_tls_key_file": "/etc/s/cp.key", "etcd_tls_ca_file": "/etc/s/ca.crt",
+           "etcd_client_cert_auth": True}
+    client = {"etcd_tls_client_cert_file": "/etc/s/client.crt", "etcd_tls_client_key_file": "/etc/s/client.key"}
+    hosts = fleet(cp={**tls, **client})
+    assert jobs_by_name(hosts)["etcd"]["tls_config"] == {"ca_file": "/etc/s/ca.crt", "cert_file": "/etc/s/client.crt",
+                                                        "key_file": "/etc/s/client.key"}
+    assert list(gaps("cp", hosts[0][2], [(n, d) for n, _, d in hosts])) == []
+    # Prometheus' own copy of the key: the monitoring host's service user owns it
+    from armada.keys import file_owner
+    from armada.schema import all_keys
+    keys = all_keys()
+    assert file_owner(keys["etcd_tls_client_key_file"], keys, hosts[0][2]) == "armada-prometheus"
+    bare = fleet(cp=tls)
+    errors = [(e.host, e.key) for e in gaps("cp", bare[0][2], [(n, d) for n, _, d in bare])]
+    assert errors == [("cp", "etcd_tls_client_cert_file"), ("cp", "etcd_tls_client_key_file")]
+
+
 def test_what_the_monitoring_host_cannot_scrape_is_refused_by_host_and_key():
     hosts = fleet(serve={"vllm_host": "127.0.0.1", "node_exporter_listen": "127.0.0.1"},
                   cp={"monitoring_scrape_password_file": None}, serve2={"metrics_user": "other"})

@@ -139,8 +139,9 @@ def test_nats_and_etcd_render_their_tls_settings():
     env = render("roles/etcd/templates/etcd.env.j2", member="a", data_dir="/d", listen_client_urls="u",
                  advertise_client_url="u", listen_peer_url="p", advertise_peer_url="p", initial_cluster="a=p",
                  cluster_token="t", unsupported_arch=None, cert_file="/s/cp.crt", key_file="/s/cp.key",
-                 peer_tls=False)
+                 peer_tls=False, client_cert_auth=False)
     assert "ETCD_CERT_FILE=/s/cp.crt\nETCD_KEY_FILE=/s/cp.key\n" in env
+    assert "ETCD_CLIENT_CERT_AUTH" not in env and "ETCD_TRUSTED_CA_FILE" not in env
 
 
 def test_etcd_client_urls_are_https_with_a_certificate():
@@ -160,11 +161,52 @@ def test_etcd_client_urls_are_https_with_a_certificate():
 
 
 def test_this_hosts_etcd_and_the_ca_a_client_checks_it_with():
-    from armada.role_support import etcd_ca, local_etcd
+    from armada.commands.etcd import TlsFiles
+    from armada.role_support import etcd_tls, local_etcd
     from armada.schema import with_defaults
 
     tls = with_defaults({"etcd_tls_cert_file": "/s/c", "etcd_tls_key_file": "/s/k", "etcd_tls_ca_file": "/s/ca"})
-    assert local_etcd(tls) == ("https://127.0.0.1:2379", "/s/ca")
+    assert local_etcd(tls) == ("https://127.0.0.1:2379", TlsFiles("/s/ca"))
     assert local_etcd(with_defaults({"etcd_tls_ca_file": "/s/ca"})) == ("http://127.0.0.1:2379", None)
-    assert etcd_ca(tls, "https://10.0.0.5:2379") == "/s/ca"
-    assert etcd_ca(tls, "http://10.0.0.5:2379") is None
+    assert etcd_tls(tls, "https://10.0.0.5:2379") == TlsFiles("/s/ca")
+    assert etcd_tls(tls, "http://10.0.0.5:2379") is None
+    assert TlsFiles("/s/ca").curl_args() == " --cacert /s/ca"
+
+
+def test_an_etcd_asking_for_client_certificates_gets_armadas_from_every_curl():
+    from armada.commands.etcd import TlsFiles, etcd_client_user_script, etcd_curl, etcd_enable_auth_script
+    from armada.facts.secrets import EtcdAuth, EtcdLogin
+    from armada.role_support import etcd_tls, local_etcd
+    from armada.schema import with_defaults
+
+    data = with_defaults({"etcd_tls_cert_file": "/s/c", "etcd_tls_key_file": "/s/k", "etcd_tls_ca_file": "/s/ca",
+                          "etcd_client_cert_auth": True, "etcd_tls_client_cert_file": "/s/armada.crt",
+                          "etcd_tls_client_key_file": "/s/armada.key"})
+    url, tls = local_etcd(data)
+    assert tls == TlsFiles("/s/ca", "/s/armada.crt", "/s/armada.key") == etcd_tls(data, "https://10.0.0.5:2379")
+    args = " --cacert /s/ca --cert /s/armada.crt --key /s/armada.key"
+    assert etcd_curl(tls).endswith(args)
+    # the auth setup (its /health wait too), the facts and the reads all present it
+    for script in (etcd_enable_auth_script(url, "/s/root", tls=tls),
+                   etcd_client_user_script(url, "/s/root", "armada-client", "/s/client", "v1/", tls=tls)):
+        curls = [line for line in script.splitlines() if "curl " in line]
+        assert curls and all(args in line for line in curls), script
+    assert args in EtcdAuth().command(url, tls=tls) and args in EtcdLogin().command(url, "u", "/s/p", tls=tls)
+
+
+def test_etcd_asks_clients_for_certificates_only_over_tls():
+    from pyinfra.api import Inventory
+
+    from armada.schema import with_defaults
+    from roles.etcd import cluster_settings
+
+    inventory = Inventory(([("cp", {"ssh_hostname": "10.0.0.5"})], {}))
+    host = inventory.get_host("cp")
+    data = with_defaults({"etcd_tls_cert_file": "/s/c", "etcd_tls_key_file": "/s/k", "etcd_tls_ca_file": "/s/ca",
+                          "etcd_client_cert_auth": True})
+    settings = cluster_settings(host, [host], data)
+    assert settings["client_cert_auth"]
+    env = render("roles/etcd/templates/etcd.env.j2", data_dir="/d", cluster_token="t", unsupported_arch=None,
+                 cert_file="/s/c", key_file="/s/k", ca_file="/s/ca", **settings)
+    assert "ETCD_CLIENT_CERT_AUTH=true\nETCD_TRUSTED_CA_FILE=/s/ca\n" in env
+    assert not cluster_settings(host, [host], with_defaults({"etcd_client_cert_auth": True}))["client_cert_auth"]

@@ -6,14 +6,36 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+from typing import NamedTuple
 
 ETCD_CURL = "curl -sS --max-time 20 --noproxy '*' -X POST"
 
 
-def etcd_curl(ca_file: str | None = None) -> str:
+class TlsFiles(NamedTuple):
+    """How curl on a host speaks to an etcd over https: the CA file its certificate is checked against and,
+    for an etcd that asks every client for a certificate (etcd_client_cert_auth), the client certificate
+    and key files (on the host) curl presents."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+    def curl_args(self) -> str:
+        args = f" --cacert {shlex.quote(self.ca)}"
+        if self.cert and self.key:
+            args += f" --cert {shlex.quote(self.cert)} --key {shlex.quote(self.key)}"
+        return args
+
+
+def tls_args(tls: TlsFiles | None) -> str:
+    """curl's TLS arguments for ``tls`` (none over plain http)."""
+    return tls.curl_args() if tls else ""
+
+
+def etcd_curl(tls: TlsFiles | None = None) -> str:
     """curl for etcd's v3 JSON API; over https it checks etcd's certificate
-    against ``ca_file``."""
-    return ETCD_CURL + (f" --cacert {shlex.quote(ca_file)}" if ca_file else "")
+    against ``tls.ca`` (and presents ``tls``' client certificate)."""
+    return ETCD_CURL + tls_args(tls)
 
 
 def etcd_login_body(password_file: str, user: str = "root") -> str:
@@ -23,14 +45,14 @@ def etcd_login_body(password_file: str, user: str = "root") -> str:
     return f"printf '{{\"name\":\"{user}\",\"password\":\"%s\"}}' \"$(cat {shlex.quote(password_file)})\""
 
 
-def _fail_closed(base: str, curl: str, cacert: str, wait_s: int) -> list[str]:
+def _fail_closed(base: str, tls: TlsFiles | None, wait_s: int) -> list[str]:
     """The start of every auth script: stop with the reason (exit 1) as soon
     as a step fails, and wait for etcd to answer /health first."""
     return [
         "fail() { echo \"armada: $*\" >&2; exit 1; }",
         # an etcd v3 JSON reply that succeeded carries a header; errors carry "error"
         "answered() { case \"$1\" in *'\"header\"'*) return 0;; esac; return 1; }",
-        f"for i in $(seq {wait_s}); do curl -sf --noproxy '*'{cacert} {shlex.quote(base + '/health')} >/dev/null "
+        f"for i in $(seq {wait_s}); do curl -sf --noproxy '*'{tls_args(tls)} {shlex.quote(base + '/health')} >/dev/null "
         f"&& break; [ $i = {wait_s} ] && fail 'etcd at {base} did not answer /health within {wait_s} s'; sleep 1; done",
     ]
 
@@ -44,7 +66,7 @@ def _root_token(base: str, curl: str, password_file: str) -> list[str]:
     ]
 
 
-def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root", ca_file: str | None = None,
+def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root", tls: TlsFiles | None = None,
                             wait_s: int = 60) -> str:
     """bash that creates etcd's root user with the password in ``password_file``
     (read on the host, sent in the request body through curl's stdin: never on
@@ -53,10 +75,9 @@ def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root
     enabled and root logs in with that password; any other step's failure
     (etcd not answering, a refused request) stops with the reason, exit 1."""
     base = endpoint.rstrip("/")
-    curl = etcd_curl(ca_file)
-    cacert = f" --cacert {shlex.quote(ca_file)}" if ca_file else ""
+    curl = etcd_curl(tls)
     return "\n".join([
-        *_fail_closed(base, curl, cacert, wait_s),
+        *_fail_closed(base, tls, wait_s),
         f"state=$({curl} -d '{{\"key\":\"YQ==\"}}' {shlex.quote(base + '/v3/kv/range')}) || fail \"etcd: $state\"",
         'case "$state" in *"user name is empty"*) echo "etcd auth already enabled"; exit 0;; esac',
         'answered "$state" || fail "etcd answered a read with: $state"',
@@ -76,22 +97,21 @@ def etcd_enable_auth_script(endpoint: str, password_file: str, user: str = "root
 
 
 def etcd_client_user_script(endpoint: str, root_password_file: str, user: str, password_file: str, prefix: str,
-                            ca_file: str | None = None, wait_s: int = 60) -> str:
+                            tls: TlsFiles | None = None, wait_s: int = 60) -> str:
     """bash that (as root, logged in with ``root_password_file``) makes etcd's
     ``user`` with the password in ``password_file`` and a role of the same
     name granted readwrite on keys under ``prefix`` only, then checks that
     the user logs in. Idempotent (an existing role, grant or user is kept, the
     password set again); fails closed like :func:`etcd_enable_auth_script`."""
     base = endpoint.rstrip("/")
-    curl = etcd_curl(ca_file)
-    cacert = f" --cacert {shlex.quote(ca_file)}" if ca_file else ""
+    curl = etcd_curl(tls)
     key = base64.b64encode(prefix.encode()).decode()
     # a prefix range ends at the prefix with its last byte incremented (etcd's --prefix)
     range_end = base64.b64encode(prefix[:-1].encode() + bytes([ord(prefix[-1]) + 1])).decode()
     auth = f"{curl} -H \"Authorization: $token\""
     grant = json.dumps({"name": user, "perm": {"permType": "READWRITE", "key": key, "range_end": range_end}})
     return "\n".join([
-        *_fail_closed(base, curl, cacert, wait_s),
+        *_fail_closed(base, tls, wait_s),
         *_root_token(base, curl, root_password_file),
         f"out=$({auth} -d {shlex.quote(json.dumps({'name': user}))} {shlex.quote(base + '/v3/auth/role/add')}) "
         '|| fail "etcd role add: $out"',

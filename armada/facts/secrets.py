@@ -6,7 +6,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from armada.commands.etcd import etcd_curl, etcd_login_body
+from armada.commands.etcd import TlsFiles, etcd_curl, etcd_login_body
 from armada.commands.secrets import pem_file_command, secret_file_command
 from armada.parsers.secrets import etcd_auth_state, secret_file_problem
 
@@ -38,9 +38,9 @@ class EtcdLogin(FactBase):
     ``password_file`` (read on the host, sent through curl's stdin): 'ok' or
     what etcd said. The token stays on the host."""
 
-    def command(self, endpoint: str, user: str, password_file: str, ca_file: str | None = None):
+    def command(self, endpoint: str, user: str, password_file: str, tls: TlsFiles | None = None):
         url = shlex.quote(endpoint.rstrip("/") + "/v3/auth/authenticate")
-        login = f"{etcd_login_body(password_file, user)} | {etcd_curl(ca_file)} -d @- {url}"
+        login = f"{etcd_login_body(password_file, user)} | {etcd_curl(tls)} -d @- {url}"
         return f"out=$({login} 2>&1); case \"$out\" in *'\"token\"'*) echo ok;; *) echo \"$out\";; esac"
 
     def process(self, output):
@@ -50,11 +50,11 @@ class EtcdLogin(FactBase):
 class EtcdAuth(FactBase):
     """Whether the etcd at ``endpoint`` (from the host itself) has auth
     enabled: 'enabled', 'disabled' or 'unreachable' (see armada.parsers.secrets.etcd_auth_state).
-    ``ca_file``: the CA that etcd's https certificate is checked against."""
+    ``tls``: how curl speaks to an etcd over https (armada.commands.etcd.TlsFiles)."""
 
-    def command(self, endpoint: str, ca_file: str | None = None):
+    def command(self, endpoint: str, tls: TlsFiles | None = None):
         url = shlex.quote(endpoint.rstrip("/") + "/v3/kv/range")
-        return f"{etcd_curl(ca_file)} -d '{{\"key\":\"YQ==\"}}' {url} 2>&1; true"
+        return f"{etcd_curl(tls)} -d '{{\"key\":\"YQ==\"}}' {url} 2>&1; true"
 
     def process(self, output):
         return etcd_auth_state("\n".join(output))

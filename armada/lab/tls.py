@@ -22,6 +22,17 @@ CERT_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}.crt"
 # one copy of the key per service: each is its own user's alone (least privilege)
 NATS_KEY_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}-nats.key"
 ETCD_KEY_FILE = f"{lab.HOST_SECRETS_DIR}/{TLS_HOST}-etcd.key"
+# client certificates for an etcd that asks for them (ARMADA_LAB_TLS=certs), on every host:
+# armada's own (no CommonName: etcd's JSON gateway refuses one with a CN while auth is on)
+# and Dynamo's (CommonName armada-client: the etcd user it logs in as)
+ARMADA_CLIENT_CERT = f"{lab.HOST_SECRETS_DIR}/etcd-client.crt"
+ARMADA_CLIENT_KEY = f"{lab.HOST_SECRETS_DIR}/etcd-client.key"
+DYNAMO_CLIENT_CERT = f"{lab.HOST_SECRETS_DIR}/dynamo-etcd.crt"
+DYNAMO_CLIENT_KEY = f"{lab.HOST_SECRETS_DIR}/dynamo-etcd.key"
+CLIENT_CERTS = {  # file stem in the lab's folder: (subject, certificate path, key path on the hosts)
+    "armada-etcd-client": ("/O=armada lab", ARMADA_CLIENT_CERT, ARMADA_CLIENT_KEY),
+    "dynamo-etcd-client": ("/CN=armada-client", DYNAMO_CLIENT_CERT, DYNAMO_CLIENT_KEY),
+}
 
 
 def _openssl(*args: str, cwd: str) -> None:
@@ -30,10 +41,10 @@ def _openssl(*args: str, cwd: str) -> None:
         raise lab.LabError(f"openssl {args[0]} failed: {result.stderr.strip()[-500:]}")
 
 
-def make_tls(folder: str, name: str, addresses: list[str], dns: list[str]) -> dict[str, str]:
-    """The lab's CA (made once) and a server certificate for ``name`` valid for
-    ``addresses`` (IPs) and ``dns`` names, signed by it, in ``folder`` (each kept
-    when already there). Returns the paths: ca, cert, key."""
+def make_tls(folder: str, name: str, addresses: list[str], dns: list[str], subject: str | None = None) -> dict[str, str]:
+    """The lab's CA (made once) and a certificate for ``name`` signed by it, in ``folder`` (each kept when
+    already there): a server's (and client's) valid for ``addresses`` (IPs) and ``dns`` names, or with
+    neither a client's only, its subject ``subject`` (default /CN=<name>). Returns the paths: ca, cert, key."""
     os.makedirs(folder, mode=0o700, exist_ok=True)
     paths = {"ca": os.path.join(folder, "ca.crt"), "cert": os.path.join(folder, f"{name}.crt"),
              "key": os.path.join(folder, f"{name}.key")}
@@ -45,10 +56,13 @@ def make_tls(folder: str, name: str, addresses: list[str], dns: list[str]) -> di
         return paths
     names = [f"IP:{a}" for a in addresses] + [f"DNS:{d}" for d in dns]
     with open(os.path.join(folder, f"{name}.ext"), "w", encoding="utf-8") as handle:
-        handle.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                     f"extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={','.join(names)}\n")
+        handle.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n")
+        if names:
+            handle.write(f"extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={','.join(names)}\n")
+        else:
+            handle.write("extendedKeyUsage=clientAuth\n")
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", f"/CN={name}", cwd=folder)
+             "-subj", subject or f"/CN={name}", cwd=folder)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
              "-out", f"{name}.crt", "-days", "3650", "-extfile", f"{name}.ext", cwd=folder)
     for path in paths.values():
@@ -66,6 +80,12 @@ def lab_tls(name: str = TLS_HOST) -> dict[str, str]:
         return make_tls(os.path.join(lab.lab_dir(), "tls"), name, [host.address, "127.0.0.1"], [name, "localhost"])
 
 
+def client_tls(stem: str) -> dict[str, str]:
+    """One of the lab's client certificates (CLIENT_CERTS), made once: the CA, cert, key paths."""
+    with _making:
+        return make_tls(os.path.join(lab.lab_dir(), "tls"), stem, [], [], subject=CLIENT_CERTS[stem][0])
+
+
 def cert_file(name: str) -> str:
     """Where lab host ``name`` holds its own certificate."""
     return f"{lab.HOST_SECRETS_DIR}/{name}.crt"
@@ -78,7 +98,7 @@ def etcd_key_file(name: str) -> str:
 
 def host_files(name: str) -> dict[str, tuple[str, int]]:
     """What lab host ``name`` holds: ``{path on the host: (text, mode)}``;
-    the CA on every host, the certificate and a copy of its key per service
+    the CA and the client certificates on every host, the certificate and a copy of its key per service
     (root's 0600 until the base role hands each to its service's user) on the
     control plane."""
     paths = lab_tls()
@@ -88,6 +108,11 @@ def host_files(name: str) -> dict[str, tuple[str, int]]:
             return handle.read()
 
     files = {CA_FILE: (read("ca"), 0o644)}
+    for stem, (_, cert_path, key_path) in CLIENT_CERTS.items():
+        made = client_tls(stem)
+        with open(made["cert"], encoding="utf-8") as cert, open(made["key"], encoding="utf-8") as key:
+            files[cert_path] = (cert.read(), 0o644)
+            files[key_path] = (key.read(), 0o600)
     if name == TLS_HOST:
         files[CERT_FILE] = (read("cert"), 0o644)
         files[NATS_KEY_FILE] = (read("key"), 0o600)

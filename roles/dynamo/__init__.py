@@ -64,7 +64,7 @@ def common_env(profile: Profile, data: dict, control_plane, cp_data: dict, etcd_
         own["ETCD_LEASE_TTL"] = str(data["dynamo_etcd_lease_ttl"])
     if data["nats_password_file"]:
         own["NATS_AUTH_USERNAME"] = cp_data["nats_user"]
-    if data["etcd_client_password_file"]:
+    if data["etcd_client_password_file"] and not data["dynamo_etcd_cert_file"]:
         own["ETCD_AUTH_USERNAME"] = cp_data["etcd_client_user"]  # readwrite on Dynamo's keys only, never root
     return serving_env(profile, data, control_plane, cp_data, own, etcd_members)
 
@@ -72,8 +72,16 @@ def common_env(profile: Profile, data: dict, control_plane, cp_data: dict, etcd_
 def credentials(data: dict) -> dict[str, str]:
     """The secrets Dynamo's units are handed by systemd (LoadCredential: root
     reads the 0600 file, the unit gets a private copy), by credential name: the
-    service user itself can read no secret file."""
-    named = {"nats-password": data["nats_password_file"], "etcd-password": data["etcd_client_password_file"]}
+    service user itself can read no secret file. With a client certificate
+    (dynamo_etcd_cert_file) Dynamo logs in to etcd with it, not with the
+    password: its etcd client prefers a user name and password when both are
+    there, and then drops the CA (see etcd_tls_gap)."""
+    if data["dynamo_etcd_cert_file"]:
+        etcd = {"etcd-ca": data["etcd_tls_ca_file"], "etcd-cert": data["dynamo_etcd_cert_file"],
+                "etcd-key": data["dynamo_etcd_key_file"]}
+    else:
+        etcd = {"etcd-password": data["etcd_client_password_file"]}
+    named = {"nats-password": data["nats_password_file"], **etcd}
     return {name: path for name, path in named.items() if path}
 
 
@@ -242,23 +250,31 @@ def control_plane_gaps(name: str, full, cp_name: str, cp_full) -> list[DataError
 
 
 def etcd_tls_gap(name: str, full, cp_name: str, cp_full) -> list[DataError]:
-    """Dynamo's discovery on an etcd that speaks TLS, refused (complete data). Dynamo 1.6.1's etcd client
-    trusts a private CA only with a client certificate: with ETCD_AUTH_USERNAME/PASSWORD it drops
-    ETCD_AUTH_CA and verifies against no root at all (seen: etcd logs "tls: unknown certificate authority";
-    SSL_CERT_FILE does not help); ETCD_AUTH_CA/CLIENT_CERT/CLIENT_KEY (PEM text, not paths) connect, with the
-    certificate's CN as etcd user under --client-cert-auth. armada sets up no etcd client certificates yet,
-    and under --client-cert-auth etcd 3.4.23's JSON gateway (every armada check and auth step goes through
-    it) refuses a client certificate that carries a CN ("CommonName of client sending a request against
-    gateway will be ignored"), while a CN-less one passes: the route is armada's checks over gRPC (etcdctl)
-    or a second, CN-less client certificate per host (both seen against a real etcd 3.4.23)."""
-    if ("dynamo_discovery_backend", "etcd") not in dynamo_needs(full) or not cp_full["etcd_tls_cert_file"]:
-        return []
+    """Dynamo's discovery on an etcd that speaks TLS needs a client certificate (complete data). Dynamo
+    1.6.1's etcd client trusts a private CA only with a client certificate: with ETCD_AUTH_USERNAME/PASSWORD
+    it drops ETCD_AUTH_CA and verifies against no root at all (seen: etcd logs "tls: unknown certificate
+    authority"; SSL_CERT_FILE does not help); ETCD_AUTH_CA/CLIENT_CERT/CLIENT_KEY (PEM text, not paths)
+    connect, with the certificate's CommonName as etcd user, which etcd reads only under --client-cert-auth
+    (etcd_client_cert_auth). So: an etcd over TLS asks for client certificates, and this host has one."""
+    uses_etcd = ("dynamo_discovery_backend", "etcd") in dynamo_needs(full)
     where = "this host's etcd" if name == cp_name else f"the control plane {cp_name}'s etcd"
-    return [DataError(name, "armada_serving", full["armada_serving"],
-                      f"{where} speaks TLS (etcd_tls_cert_file), and Dynamo's etcd client cannot verify it with a "
-                      "password: it trusts a private CA only with a client certificate, which armada does not set "
-                      "up yet. Serve this host with vLLM (armada_serving: vllm), or keep that etcd on plain TCP "
-                      "on a private network (nats may keep its TLS)")]
+    if not uses_etcd or not cp_full["etcd_tls_cert_file"]:
+        if uses_etcd and full["dynamo_etcd_cert_file"]:
+            return [DataError(name, "dynamo_etcd_cert_file", full["dynamo_etcd_cert_file"],
+                              f"{where} speaks plain http and reads no client certificate: leave it unset")]
+        return []
+    if not cp_full["etcd_client_cert_auth"]:
+        return [DataError(name, "armada_serving", full["armada_serving"],
+                          f"{where} speaks TLS (etcd_tls_cert_file) without asking clients for certificates, and "
+                          "Dynamo's etcd client verifies a private CA only with a client certificate, which etcd "
+                          f"reads only with etcd_client_cert_auth: set etcd_client_cert_auth: true on {cp_name} and "
+                          "dynamo_etcd_cert_file/dynamo_etcd_key_file here, or serve this host with vLLM "
+                          "(armada_serving: vllm)")]
+    return [DataError(name, key, None, f"{where} asks every client for a certificate (etcd_client_cert_auth): set "
+                      f"{key} to Dynamo's client {what} (on this host; signed by etcd_tls_ca_file, its CommonName "
+                      f"{cp_full['etcd_client_user']!r}, the etcd user Dynamo logs in as)")
+            for key, what in (("dynamo_etcd_cert_file", "certificate"), ("dynamo_etcd_key_file", "key"))
+            if not full[key]]
 
 
 def fleet_checks(fleet: Fleet):

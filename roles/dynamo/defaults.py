@@ -4,7 +4,7 @@ chosen per host or group with ``armada_serving: dynamo``."""
 
 import re
 
-from armada.keys import Key, at_least, host_address, list_of, package_name, port, version
+from armada.keys import CERTIFICATE, PRIVATE_KEY, Key, at_least, host_address, list_of, package_name, port, secret_path, version
 from armada.serving import DYNAMO_VLLM  # what each release pins (shared with the vllm role)
 
 # ai-dynamo's requirements armada leaves out, with why:
@@ -57,6 +57,13 @@ KEYS = (
     Key("dynamo_etcd_lease_ttl", int, None, "Seconds of the etcd lease each Dynamo process keeps alive "
         "(ETCD_LEASE_TTL): a process that cannot renew it in time deregisters and exits; unset: Dynamo's own",
         nullable=True, check=at_least(5)),
+    Key("dynamo_etcd_cert_file", str, None, "PEM certificate FILE ON THE HOST that Dynamo presents to a control "
+        "plane etcd with etcd_client_cert_auth: signed by etcd_tls_ca_file, its CommonName the control plane's "
+        "etcd_client_user (etcd logs Dynamo in as that user: readwrite on Dynamo's keys only); Dynamo's units get "
+        "it, its key and the CA as systemd credentials", nullable=True, check=secret_path, holds=CERTIFICATE),
+    Key("dynamo_etcd_key_file", str, None, "PEM private key FILE ON THE HOST of dynamo_etcd_cert_file (root's, "
+        "0600: Dynamo's units get a private copy through LoadCredential)", nullable=True, check=secret_path,
+        holds=PRIVATE_KEY),
     Key("dynamo_ready_timeout", int, 120, "Seconds a worker waits at start for nats and etcd to answer before "
         "it fails (systemd then restarts it)", check=at_least(1)),
 )

@@ -20,7 +20,7 @@ from armada.health import (
 from armada.commands.vllm import prompt_throughput_command
 from armada.parsers.vllm import prompt_throughput_seen
 from armada.profile import Profile
-from armada.role_support import etcd_ca, etcd_url, nats_url, run_quiet
+from armada.role_support import etcd_tls, etcd_url, nats_url, run_quiet
 from armada.serving import FRONTEND, WORKER, current_link, model_name, plan_workers
 
 
@@ -71,7 +71,7 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
         ok, seen = etcd_read(host, etcd_url, data["etcd_client_password_file"],
                              {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(),
                               "keys_only": True},
-                             ca_file=etcd_ca(data, etcd_url), user=data["etcd_client_user"])
+                             tls=etcd_tls(data, etcd_url), user=data["etcd_client_user"])
         try:
             keys = [base64.b64decode(kv["key"]).decode() for kv in json.loads(seen).get("kvs", [])]
         except ValueError:

@@ -61,6 +61,8 @@ def cluster_settings(this_host, members: list, data: dict) -> dict:
         "advertise_peer_url": advertise_peer,
         "initial_cluster": initial,
         "peer_tls": len(members) > 1 and scheme == "https",
+        # every client presents a certificate the CA signed (the data checks ask for TLS first)
+        "client_cert_auth": scheme == "https" and data["etcd_client_cert_auth"],
     }
 
 
@@ -105,18 +107,18 @@ def apply(run: RoleRun):
 
     # users, roles and auth are the cluster's, replicated to every member: one member sets them up
     if data["etcd_password_file"] and host.name == members[0].name:
-        endpoint, ca = local_etcd(data)
-        if host.get_fact(EtcdAuth, endpoint=endpoint, ca_file=ca) != "enabled":
-            script = etcd_enable_auth_script(endpoint, data["etcd_password_file"], ca_file=ca)
+        endpoint, tls = local_etcd(data)
+        if host.get_fact(EtcdAuth, endpoint=endpoint, tls=tls) != "enabled":
+            script = etcd_enable_auth_script(endpoint, data["etcd_password_file"], tls=tls)
             server.shell(
                 name="etcd auth: root user from etcd_password_file, auth enabled",
                 commands=[f"bash -c {shlex.quote(script)}"],
             )
         client, client_file = data["etcd_client_user"], data["etcd_client_password_file"]
         if client_file and host.get_fact(EtcdLogin, endpoint=endpoint, user=client, password_file=client_file,
-                                         ca_file=ca) != "ok":
+                                         tls=tls) != "ok":
             script = etcd_client_user_script(endpoint, data["etcd_password_file"], client, client_file,
-                                             CLIENT_PREFIX, ca_file=ca)
+                                             CLIENT_PREFIX, tls=tls)
             server.shell(
                 name=f"etcd user {client}: readwrite on {CLIENT_PREFIX} only, password from etcd_client_password_file",
                 commands=[f"bash -c {shlex.quote(script)}"],
@@ -130,13 +132,32 @@ def checks(name: str, data):
     if data["etcd_tls_cert_file"] and not data["etcd_tls_ca_file"]:
         yield DataError(name, "etcd_tls_ca_file", None, "etcd_tls_cert_file is set: name the CA file its "
                         "certificate is checked against (this host's own checks use it)")
+    if data["etcd_client_cert_auth"] and not data["etcd_tls_cert_file"]:
+        yield DataError(name, "etcd_client_cert_auth", True, "asking clients for certificates needs TLS: set "
+                        "etcd_tls_cert_file, etcd_tls_key_file and etcd_tls_ca_file")
+    yield from client_cert_gaps(name, data, name, data)
     if "etcd" in data["armada_roles"]:
         yield from open_endpoint(name, data, "etcd_listen", ("etcd_password_file",), "etcd",
                                  "any host on the network could read and rewrite every key")
 
 
+def client_cert_gaps(name: str, data, cp_name: str, cp) -> list[DataError]:
+    """A host using an etcd that asks every client for a certificate (``cp``: that etcd's host data, its own
+    when ``name`` is ``cp_name``) holds armada's client certificate and key, or armada could not even
+    connect to check it."""
+    if "etcd" not in cp["armada_roles"] or not cp["etcd_client_cert_auth"]:
+        return []
+    where = "this host's etcd" if name == cp_name else f"{cp_name}'s etcd"
+    gaps = [DataError(name, key, None, f"{where} asks every client for a certificate (etcd_client_cert_auth): "
+                      f"set {key} to armada's client {what} (on this host; a certificate signed by "
+                      "etcd_tls_ca_file, with no CommonName)")
+            for key, what in (("etcd_tls_client_cert_file", "certificate"), ("etcd_tls_client_key_file", "key"))
+            if not data[key]]
+    return gaps
+
+
 def fleet_checks(fleet: Fleet):
-    """A cluster's group exists; a client of another host's etcd has its password and CA."""
+    """A cluster's group exists; a client of another host's etcd has its password, CA and client certificate."""
     for name, data in fleet.hosts:
         group = data["etcd_cluster_group"]
         if group and not fleet.groups.get(group):
@@ -148,6 +169,10 @@ def fleet_checks(fleet: Fleet):
                             "TLS and check each other's certificate), or (an isolated, trusted network only) "
                             "armada_insecure_open_endpoints: true")
     yield from client_gaps("etcd", fleet)
+    for name, data in fleet.hosts:
+        other = fleet.control_plane(name, data)
+        if other is not None:
+            yield from client_cert_gaps(name, data, *other)
 
 
 ROLE = Role(

@@ -1,6 +1,8 @@
 """Data keys of the etcd role."""
 
 from armada.keys import (
+    CERTIFICATE,
+    PRIVATE_KEY,
     SECRET,
     Key,
     absolute_path,
@@ -38,6 +40,19 @@ KEYS = (
     *tls_keys("etcd", "etcd", "on its client URLs (with etcd_tls_key_file and etcd_tls_ca_file): clients then "
               "use https; it must name 127.0.0.1 and the address clients connect to",
               "(set it on the etcd host and on every host using it)"),
+    Key("etcd_client_cert_auth", bool, False, "etcd asks every client for a certificate signed by "
+        "etcd_tls_ca_file (--client-cert-auth): a client without one cannot connect at all; with auth on, a "
+        "certificate's CommonName names its etcd user (how Dynamo logs in: dynamo_etcd_cert_file). Needs "
+        "etcd_tls_cert_file, a certificate allowing TLS client auth too (etcd's JSON gateway connects to etcd "
+        "with it), and armada's own etcd_tls_client_cert_file on every host using this etcd"),
+    Key("etcd_tls_client_cert_file", str, None, "PEM certificate FILE ON THE HOST that armada's own steps and "
+        "checks present to an etcd with etcd_client_cert_auth (on the etcd host and every host using it): signed "
+        "by etcd_tls_ca_file, with NO CommonName (etcd's JSON gateway, which armada speaks, refuses a certificate "
+        "with one while auth is on); armada still logs in with the passwords", nullable=True, check=secret_path,
+        holds=CERTIFICATE),
+    Key("etcd_tls_client_key_file", str, None, "PEM private key FILE ON THE HOST of etcd_tls_client_cert_file, "
+        "0600: root's, or on a monitoring host Prometheus' own (it presents the certificate to scrape such an "
+        "etcd)", nullable=True, check=secret_path, holds=PRIVATE_KEY, reader="monitoring_service_user"),
     Key("etcd_cluster_group", str, None, "Inventory group whose hosts form one etcd cluster; default: a single "
         "member per host", nullable=True, check=group_name),
     Key("etcd_cluster_token", str, "armada-etcd", "initial-cluster-token of a new cluster", check=name),

@@ -18,13 +18,13 @@ def checks(run) -> list[Check]:
 
 def etcd_checks(host, data: dict) -> list[Check]:
     """The unit and endpoint health (waited for), then the auth checks at once."""
-    url, ca = local_etcd(data)
+    url, tls = local_etcd(data)
     active, (ok, health) = concurrently(
         lambda: unit_active(host, "armada-etcd"),
-        lambda: http_json_until(host, f"{url}/health", etcd_healthy, retries=30, cacert=ca))
+        lambda: http_json_until(host, f"{url}/health", etcd_healthy, retries=30, tls=tls))
     checks = [active, Check(host.name, "etcd endpoint health", ok, shown(health))]
     calls = []
-    if ca:
+    if tls:
         def plain() -> list[Check]:
             _, seen = run_quiet(host, f"curl -sS --max-time 10 --noproxy '*' "
                                       f"http://127.0.0.1:{data['etcd_client_port']}/health")
@@ -32,12 +32,12 @@ def etcd_checks(host, data: dict) -> list[Check]:
         calls.append(plain)
     if data["etcd_password_file"]:
         def anonymous() -> list[Check]:
-            _, seen = etcd_read(host, url, ca_file=ca)
+            _, seen = etcd_read(host, url, tls=tls)
             return [Check(host.name, "etcd refuses a request without credentials", "user name is empty" in seen,
                           seen[-120:])]
 
         def root() -> list[Check]:
-            ok, seen = etcd_read(host, url, data["etcd_password_file"], ca_file=ca)
+            ok, seen = etcd_read(host, url, data["etcd_password_file"], tls=tls)
             return [Check(host.name, "etcd root authenticates and reads", ok, seen[-120:])]
         calls += [anonymous, root]
     if data["etcd_password_file"] and data["etcd_client_password_file"]:
@@ -46,7 +46,7 @@ def etcd_checks(host, data: dict) -> list[Check]:
         def client_reads() -> list[Check]:  # one login, two reads
             (ok, seen), (_, refused) = etcd_reads(
                 host, url, password, [{"key": base64.b64encode(CLIENT_PREFIX.encode()).decode()}, {"key": "YQ=="}],
-                ca_file=ca, user=user)
+                tls=tls, user=user)
             return [Check(host.name, f"etcd {user} reads {CLIENT_PREFIX}", ok, seen[-120:]),
                     Check(host.name, f"etcd {user} is refused outside {CLIENT_PREFIX}", "permission denied" in refused,
                           refused[-120:])]

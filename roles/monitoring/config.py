@@ -76,6 +76,11 @@ def scrape_jobs(monitor: str, data: Mapping[str, Any], hosts: Sequence[Host]) ->
         if job == "etcd" and any(other["etcd_tls_cert_file"] for name, _, other in hosts if runs(other)):
             entry["scheme"] = "https"
             entry["tls_config"] = {"ca_file": data["etcd_tls_ca_file"]}
+            if any(other["etcd_client_cert_auth"] for name, _, other in hosts if runs(other)):
+                # that etcd asks every client for a certificate: Prometheus presents armada's (its key is
+                # Prometheus' own on this host)
+                entry["tls_config"].update(cert_file=data["etcd_tls_client_cert_file"],
+                                           key_file=data["etcd_tls_client_key_file"])
         jobs.append(entry)
     return jobs
 
@@ -103,6 +108,11 @@ def gaps(monitor: str, data: Mapping[str, Any], hosts: Iterable[tuple[str, Mappi
     if tls and not data["etcd_tls_ca_file"]:
         yield DataError(monitor, "etcd_tls_ca_file", None, f"etcd on {', '.join(tls)} speaks TLS: set "
                         "etcd_tls_ca_file on this monitoring host to check its certificate")
+    asking = [name for name, other in hosts if "etcd" in other["armada_roles"] and other["etcd_client_cert_auth"]]
+    for key in ("etcd_tls_client_cert_file", "etcd_tls_client_key_file"):
+        if asking and not data[key]:
+            yield DataError(monitor, key, None, f"etcd on {', '.join(asking)} asks every client for a certificate "
+                            f"(etcd_client_cert_auth): set {key} on this monitoring host (Prometheus presents it)")
     if tls and plain:
         yield DataError(monitor, "etcd_tls_cert_file", None, f"etcd speaks TLS on {', '.join(tls)} and plain http "
                         f"on {', '.join(plain)}: one Prometheus job scrapes them all, make them alike")
