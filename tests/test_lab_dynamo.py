@@ -177,31 +177,41 @@ def test_hosts_in_different_states_order_their_operations(dynamo_run):
 
 
 @pytest.mark.skipif(not os.environ.get("ARMADA_LAB_DYNAMO_TLS"),
-                    reason="opt-in (two control-plane restarts, ~4 min): set ARMADA_LAB_DYNAMO_TLS=1")
-def test_dynamo_over_nats_speaking_tls(dynamo_run, tmp_path, testinfra_host):
-    """armada-cp's nats switched to TLS only (ARMADA_LAB_TLS=nats, the lab's CA; etcd stays plain:
-    Dynamo's etcd client cannot verify a private CA with a password, so armada refuses that offline,
-    tests/test_dynamo_plan.py): Dynamo's frontend and worker on armada-serve2 reach nats over TLS
-    (tls://, NATS_TLS_CA_CERT_PATH) with its password, register and complete a request; then nats
-    goes back to plain TCP with Dynamo still serving."""
+                    reason="opt-in (two control-plane restarts, ~5 min): set ARMADA_LAB_DYNAMO_TLS=1")
+def test_dynamo_over_a_control_plane_speaking_tls(dynamo_run, tmp_path, testinfra_host):
+    """armada-cp's nats and etcd switched to TLS only (ARMADA_LAB_TLS=certs, the lab's CA), etcd asking
+    every client for a certificate (etcd_client_cert_auth): Dynamo's frontend and worker on
+    armada-serve2 reach nats over tls:// with its password and etcd over https with a client certificate
+    whose CommonName is its etcd user (Dynamo's etcd client verifies a private CA only that way,
+    roles/dynamo), register and complete a request; armada's own etcd steps and checks present the lab's
+    CN-less certificate. Then both go back to plain TCP with Dynamo still serving."""
     for host in (lab.HOSTS_BY_NAME["armada-cp"], SERVE2):
         lab.refresh_lab_files(host)
     try:
-        result, output = deploy(tmp_path / "tls.json", "dynamo", ARMADA_LAB_TLS="nats")
+        result, output = deploy(tmp_path / "tls.json", "dynamo", ARMADA_LAB_TLS="certs")
         report = json.loads((tmp_path / "tls.json").read_text()) if (tmp_path / "tls.json").exists() else {}
         failed = {name: [c for c in entry["checks"] if not c["ok"]] for name, entry in report.items()}
         assert result.returncode == 0, (failed, output[-8000:])
         cp = {c["check"]: c for c in report["armada-cp"]["checks"]}
-        assert cp["nats requires TLS of every client"]["ok"], cp
+        for name in ("nats requires TLS of every client", "etcd refuses a client without a certificate",
+                     "etcd answers plain http with no health", "etcd armada-client reads v1/"):
+            assert cp[name]["ok"], (name, cp)
         checks = {c["check"]: c for c in report[SERVE2.name]["checks"]}
         assert checks["chat completion through the Dynamo frontend generates"]["ok"], checks
         assert checks["workers registered in etcd (v1/instances/dynamo/)"]["ok"], checks
-        # what the worker was given: nats over tls:// with the CA file
-        env = testinfra_host(SERVE2).check_output("cat /proc/$(systemctl show -p MainPID --value "
-                                                  "armada-dynamo-worker@agg0)/environ | tr '\\0' '\\n'")
-        planes = [line for line in env.splitlines() if line.startswith(("NATS_SERVER=", "NATS_TLS_", "ETCD_ENDPOINTS="))]
-        assert any(line.startswith("NATS_SERVER=tls://") for line in planes), planes  # (no password printed)
-        assert any(line.startswith("NATS_TLS_CA_CERT_PATH=") for line in planes), planes
+        # what the worker was given: nats over tls:// with the CA file, etcd over https with its
+        # certificate as PEM text and no etcd password (names and the start of values only)
+        env = testinfra_host(SERVE2).check_output(
+            "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value armada-dynamo-worker@agg0)/environ "
+            "| grep -E '^(NATS_SERVER|NATS_TLS_CA_CERT_PATH|ETCD_ENDPOINTS|ETCD_AUTH_[A-Z_]+)=' | cut -c1-60")
+        lines = env.splitlines()
+        assert any(line.startswith("NATS_SERVER=tls://") for line in lines), lines
+        assert any(line.startswith("NATS_TLS_CA_CERT_PATH=") for line in lines), lines
+        assert any(line.startswith("ETCD_ENDPOINTS=https://") for line in lines), lines
+        assert "ETCD_AUTH_CLIENT_CERT=-----BEGIN CERTIFICATE-----" in lines, lines
+        assert "ETCD_AUTH_CA=-----BEGIN CERTIFICATE-----" in lines, lines
+        assert any(line.startswith("ETCD_AUTH_CLIENT_KEY=-----BEGIN") for line in lines), lines
+        assert not any(line.startswith(("ETCD_AUTH_USERNAME=", "ETCD_AUTH_PASSWORD=")) for line in lines), lines
     finally:
         result, output = deploy(tmp_path / "plain.json", "dynamo")
         assert result.returncode == 0, output[-8000:]

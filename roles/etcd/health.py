@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+from armada.commands.etcd import TlsFiles
 from armada.health import Check, concurrently, etcd_healthy, etcd_read, etcd_reads, http_json_until, shown, unit_active
 from armada.role_support import local_etcd, run_quiet
 from roles.etcd.defaults import CLIENT_PREFIX
@@ -30,6 +31,13 @@ def etcd_checks(host, data: dict) -> list[Check]:
                                       f"http://127.0.0.1:{data['etcd_client_port']}/health")
             return [Check(host.name, "etcd answers plain http with no health", '"health"' not in seen, seen[-120:])]
         calls.append(plain)
+    if tls and data["etcd_client_cert_auth"]:
+        def certless() -> list[Check]:
+            ok, seen = run_quiet(host, f"curl -sS --max-time 10 --noproxy '*'{TlsFiles(tls.ca).curl_args()} "
+                                       f"{url}/health")
+            return [Check(host.name, "etcd refuses a client without a certificate", not ok and '"health"' not in seen,
+                          seen[-120:])]
+        calls.append(certless)
     if data["etcd_password_file"]:
         def anonymous() -> list[Check]:
             _, seen = etcd_read(host, url, tls=tls)
