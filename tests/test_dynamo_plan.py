@@ -470,3 +470,23 @@ def test_the_etcd_lease_ttl_reaches_every_dynamo_process_when_set():
     profile = profile_of("x86-lab-vm")
     assert "ETCD_LEASE_TTL" not in common_env(profile, data(), None, data())
     assert common_env(profile, data(dynamo_etcd_lease_ttl=60), None, data())["ETCD_LEASE_TTL"] == "60"
+
+
+def test_a_completion_is_asked_again_while_the_frontend_has_no_live_worker(monkeypatch):
+    """The frontend answers 503 while the model's card is in etcd but no worker instance is (the seconds
+    after a worker restarted): the health check asks again until the worker serves; any other answer,
+    or a 503 past the timeout, is final."""
+    from roles.dynamo import health
+
+    busy = {"message": "Service temporarily unavailable", "type": "Service Unavailable", "code": 503}
+    served = {"choices": [{"message": {"content": "hi"}}], "usage": {"completion_tokens": 2}}
+    answers = [(True, busy), (True, busy), (True, served)]
+    monkeypatch.setattr(health, "http_json", lambda host, url, body=None: answers.pop(0))
+    monkeypatch.setattr(health.time, "sleep", lambda s: None)
+    ok, reply, spent = health.completion_until_served(None, "u", {}, timeout=60)
+    assert ok and reply == served and not answers
+    answers[:] = [(True, {"error": "bad request", "code": 400})]
+    assert health.completion_until_served(None, "u", {}, timeout=60) == (True, {"error": "bad request", "code": 400}, 0)
+    monkeypatch.setattr(health, "http_json", lambda host, url, body=None: (True, busy))
+    ok, reply, _ = health.completion_until_served(None, "u", {}, timeout=0)
+    assert health.unavailable(reply)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import time
 
 from armada.health import (
     Check,
@@ -55,11 +56,12 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
     prefill = [w.unit for w in workers if w.part == "prefill"]
     _, since = run_quiet(host, "date +%s")  # the host's clock: where its journal starts to count
     body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
-    ok, reply = http_json(host, f"{base}/v1/chat/completions", body=body)
+    ok, reply, unavailable = completion_until_served(host, f"{base}/v1/chat/completions", body, ready_timeout)
     tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
     content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
+    waited = f" (after {unavailable} s of 503: no live worker yet)" if unavailable else ""
     checks.append(Check(host.name, "chat completion through the Dynamo frontend generates", tokens > 0,
-                        f"{tokens} tokens: {content!r}"))
+                        f"{tokens} tokens: {content!r}{waited}"))
     for unit in prefill:
         seen = prefill_witness(host, unit, since.strip())
         checks.append(Check(host.name, f"the request went through {unit.removesuffix('.service')}", seen > 0,
@@ -84,6 +86,26 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
                             f"{len(keys)} key(s), components {sorted(components)}" if ok else seen[-160:]))
     checks += process_checks(host, profile, venv, f"{WORKER}@", "Dynamo workers")
     return checks
+
+
+def unavailable(reply) -> bool:
+    """The frontend's 503: it knows the model (its card stays in etcd) but holds no live worker instance,
+    as for the seconds after a worker restarted and before it registered again (seen on the lab after
+    etcd switched to TLS: the workers re-register once their new lease is up)."""
+    return isinstance(reply, dict) and reply.get("code") == 503
+
+
+def completion_until_served(host, url: str, body: dict, timeout: int) -> tuple[bool, dict | str, int]:
+    """A chat completion, asked again every 2 s while the frontend answers 503 (for up to ``timeout`` s):
+    ``(ok, reply, seconds spent on 503s)``. Any other answer is final."""
+    start = time.monotonic()
+    ok, reply = http_json(host, url, body=body)
+    if not (ok and unavailable(reply)):
+        return ok, reply, 0
+    while ok and unavailable(reply) and time.monotonic() - start < timeout:
+        time.sleep(2)
+        ok, reply = http_json(host, url, body=body)
+    return ok, reply, round(time.monotonic() - start)
 
 
 def prefill_witness(host, unit: str, since: str, wait_s: int = 15) -> float:
