@@ -473,14 +473,16 @@ def test_the_etcd_lease_ttl_reaches_every_dynamo_process_when_set():
 
 
 def test_a_completion_is_asked_again_while_the_frontend_has_no_live_worker(monkeypatch):
-    """The frontend answers 503 while the model's card is in etcd but no worker instance is (the seconds
-    after a worker restarted): the health check asks again until the worker serves; any other answer,
-    or a 503 past the timeout, is final."""
+    """The frontend answers 503 while a stale instance of a restarted worker is listed, then 404 once its
+    lease expired and the model was dropped, until the new worker registers (the lab's journal, right
+    after etcd switched to TLS): the health check asks again until the worker serves; any other answer,
+    or one of those past the timeout, is final."""
     from roles.dynamo import health
 
     busy = {"message": "Service temporarily unavailable", "type": "Service Unavailable", "code": 503}
     served = {"choices": [{"message": {"content": "hi"}}], "usage": {"completion_tokens": 2}}
-    answers = [(True, busy), (True, busy), (True, served)]
+    gone = {"message": "Model not found: tiny", "type": "Not Found", "code": 404}
+    answers = [(True, busy), (True, gone), (True, served)]
     monkeypatch.setattr(health, "http_json", lambda host, url, body=None: answers.pop(0))
     monkeypatch.setattr(health.time, "sleep", lambda s: None)
     ok, reply, spent = health.completion_until_served(None, "u", {}, timeout=60)

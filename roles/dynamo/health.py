@@ -59,7 +59,7 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
     ok, reply, unavailable = completion_until_served(host, f"{base}/v1/chat/completions", body, ready_timeout)
     tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
     content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
-    waited = f" (after {unavailable} s of 503: no live worker yet)" if unavailable else ""
+    waited = f" (after {unavailable} s of 503/404: no live worker yet)" if unavailable else ""
     checks.append(Check(host.name, "chat completion through the Dynamo frontend generates", tokens > 0,
                         f"{tokens} tokens: {content!r}{waited}"))
     for unit in prefill:
@@ -89,15 +89,17 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
 
 
 def unavailable(reply) -> bool:
-    """The frontend's 503: it knows the model (its card stays in etcd) but holds no live worker instance,
-    as for the seconds after a worker restarted and before it registered again (seen on the lab after
-    etcd switched to TLS: the workers re-register once their new lease is up)."""
-    return isinstance(reply, dict) and reply.get("code") == 503
+    """The frontend is not serving the model yet: 503 while it knows the model but reaches no live worker
+    instance, 404 once the last stale instance's lease has expired and the model is dropped, until the
+    restarted worker registers it again (both seen on the lab right after etcd switched to TLS: the old
+    worker could not unregister from the new etcd, its instance stayed listed for its lease's 10 s)."""
+    return isinstance(reply, dict) and reply.get("code") in (503, 404)
 
 
 def completion_until_served(host, url: str, body: dict, timeout: int) -> tuple[bool, dict | str, int]:
-    """A chat completion, asked again every 2 s while the frontend answers 503 (for up to ``timeout`` s):
-    ``(ok, reply, seconds spent on 503s)``. Any other answer is final."""
+    """A chat completion, asked again every 2 s while the frontend does not serve the model yet
+    (:func:`unavailable`, for up to ``timeout`` s): ``(ok, reply, seconds spent waiting)``. Any other
+    answer is final."""
     start = time.monotonic()
     ok, reply = http_json(host, url, body=body)
     if not (ok and unavailable(reply)):
