@@ -473,22 +473,39 @@ def test_the_etcd_lease_ttl_reaches_every_dynamo_process_when_set():
 
 
 def test_a_completion_is_asked_again_while_the_frontend_has_no_live_worker(monkeypatch):
-    """The frontend answers 503 while a stale instance of a restarted worker is listed, then 404 once its
-    lease expired and the model was dropped, until the new worker registers (the lab's journal, right
-    after etcd switched to TLS): the health check asks again until the worker serves; any other answer,
-    or one of those past the timeout, is final."""
+    """The frontend answers 503 while a stale instance of a restarted worker is listed, then 404 (no body)
+    once its lease expired and the model was dropped, until the new worker registers (the lab's journal,
+    right after etcd switched to TLS): the health check asks again until the worker serves; any other
+    answer, or one of those past the timeout, is final."""
     from roles.dynamo import health
 
     busy = {"message": "Service temporarily unavailable", "type": "Service Unavailable", "code": 503}
     served = {"choices": [{"message": {"content": "hi"}}], "usage": {"completion_tokens": 2}}
-    gone = {"message": "Model not found: tiny", "type": "Not Found", "code": 404}
-    answers = [(True, busy), (True, gone), (True, served)]
-    monkeypatch.setattr(health, "http_json", lambda host, url, body=None: answers.pop(0))
+    answers = [(503, busy), (404, ""), (200, served)]
+    monkeypatch.setattr(health, "post_status", lambda host, url, body: answers.pop(0))
     monkeypatch.setattr(health.time, "sleep", lambda s: None)
-    ok, reply, spent = health.completion_until_served(None, "u", {}, timeout=60)
+    ok, reply, _ = health.completion_until_served(None, "u", {}, timeout=60)
     assert ok and reply == served and not answers
-    answers[:] = [(True, {"error": "bad request", "code": 400})]
-    assert health.completion_until_served(None, "u", {}, timeout=60) == (True, {"error": "bad request", "code": 400}, 0)
-    monkeypatch.setattr(health, "http_json", lambda host, url, body=None: (True, busy))
+    answers[:] = [(400, {"error": "bad request"})]
+    assert health.completion_until_served(None, "u", {}, timeout=60) == (False, "HTTP 400: {'error': 'bad request'}", 0)
+    monkeypatch.setattr(health, "post_status", lambda host, url, body: (503, busy))
     ok, reply, _ = health.completion_until_served(None, "u", {}, timeout=0)
-    assert health.unavailable(reply)
+    assert not ok and "HTTP 503" in reply
+
+
+def test_post_status_splits_the_status_from_the_answer(monkeypatch):
+    from roles.dynamo import health
+
+    seen = {}
+
+    def run(host, command):
+        seen["command"] = command
+        return True, '{"usage": {"completion_tokens": 1}}\n200'
+    monkeypatch.setattr(health, "run_quiet", run)
+    assert health.post_status(None, "http://127.0.0.1:8080/v1/chat/completions", {"a": "it's"}) == \
+        (200, {"usage": {"completion_tokens": 1}})
+    assert "-w '\\n%{http_code}'" in seen["command"]
+    monkeypatch.setattr(health, "run_quiet", lambda host, command: (True, "\n404"))
+    assert health.post_status(None, "u", {}) == (404, "")
+    monkeypatch.setattr(health, "run_quiet", lambda host, command: (False, "curl: (7) Failed to connect"))
+    assert health.post_status(None, "u", {}) == (0, "curl: (7) Failed to connect")

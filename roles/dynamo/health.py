@@ -88,26 +88,40 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
     return checks
 
 
-def unavailable(reply) -> bool:
-    """The frontend is not serving the model yet: 503 while it knows the model but reaches no live worker
-    instance, 404 once the last stale instance's lease has expired and the model is dropped, until the
-    restarted worker registers it again (both seen on the lab right after etcd switched to TLS: the old
-    worker could not unregister from the new etcd, its instance stayed listed for its lease's 10 s)."""
-    return isinstance(reply, dict) and reply.get("code") in (503, 404)
+def post_status(host, url: str, body: dict) -> tuple[int, dict | str]:
+    """POST ``body`` as JSON from the host: ``(HTTP status, the answer as JSON or its text)``; status 0
+    when nothing answered."""
+    curl = (f"curl -sS --max-time 120 --noproxy '*' -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(json.dumps(body))} -w '\\n%{{http_code}}' {shlex.quote(url)}")
+    _, text = run_quiet(host, curl)
+    answer, _, code = text.rpartition("\n")
+    status = int(code) if code.strip().isdigit() else 0
+    try:
+        return status, json.loads(answer)
+    except ValueError:
+        return status, (answer if status else text)[-300:]
+
+
+# the frontend does not serve the model yet: 503 while it knows the model but reaches no live worker
+# instance, 404 (no body) once the last stale instance's lease has expired and the model is dropped,
+# until the restarted worker registers it again (both seen on the lab right after etcd switched to TLS:
+# the old worker could not unregister from the new etcd, its instance stayed listed for its lease's 10 s)
+NOT_SERVED_YET = (503, 404)
 
 
 def completion_until_served(host, url: str, body: dict, timeout: int) -> tuple[bool, dict | str, int]:
     """A chat completion, asked again every 2 s while the frontend does not serve the model yet
-    (:func:`unavailable`, for up to ``timeout`` s): ``(ok, reply, seconds spent waiting)``. Any other
-    answer is final."""
+    (NOT_SERVED_YET, for up to ``timeout`` s): ``(answered 200, the answer, seconds spent waiting)``.
+    Any other answer is final."""
     start = time.monotonic()
-    ok, reply = http_json(host, url, body=body)
-    if not (ok and unavailable(reply)):
-        return ok, reply, 0
-    while ok and unavailable(reply) and time.monotonic() - start < timeout:
+    status, reply = post_status(host, url, body)
+    waited = status in NOT_SERVED_YET
+    while status in NOT_SERVED_YET and time.monotonic() - start < timeout:
         time.sleep(2)
-        ok, reply = http_json(host, url, body=body)
-    return ok, reply, round(time.monotonic() - start)
+        status, reply = post_status(host, url, body)
+    if status != 200:
+        reply = f"HTTP {status}: {reply}" if status else reply
+    return status == 200, reply, round(time.monotonic() - start) if waited else 0
 
 
 def prefill_witness(host, unit: str, since: str, wait_s: int = 15) -> float:
