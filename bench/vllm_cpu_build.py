@@ -15,21 +15,23 @@ Debian's archive (this machine's kind):
    (this machine's CUDA 13.0 toolkit) is bind-mounted read-only for CMake,
    with libnvrtc from torch's own nvidia wheels. A real CPU host takes a
    CPU torch from PyTorch's CPU index and needs neither;
-3. vLLM's sdist from PyPI (its sha256 from PyPI's JSON API, checked) and
+3. vLLM's sdist from PyPI (its sha256 from PyPI's simple index, checked) and
    oneDNN from a local source tree (``--onednn-src``, the tag vLLM's
    cmake/cpu_extension.cmake names, through FETCHCONTENT_SOURCE_DIR_ONEDNN:
    GitHub is out of reach, the way an air-gapped site builds);
 4. ``VLLM_TARGET_DEVICE=cpu MAX_JOBS=<jobs> pip wheel --no-build-isolation``
    under /usr/bin/time -v, with ccache: prints the wall time, peak RSS and
    the wheel's size;
-5. ``--rebuild``: one line added to one kernel source, built again: the
-   cost of a rebuild with ccache;
-6. ``--serve MODEL_DIR``: the wheel installed into a serving venv (its
-   runtime requirements from PyPI, torch as in 2.), ``vllm serve`` on the
-   model, one chat completion, the server stopped.
+5. ``--rebuild``: one line of code added to one kernel source
+   (csrc/cpu/activation.cpp, compiled once per ISA variant), built again:
+   the cost of a rebuild with ccache (and the build folder's ninja state);
+6. ``--serve MODEL_DIR``: the wheel installed into a serving venv (torch
+   as in 2., the wheel with --no-deps, its other requirements from PyPI
+   but torch's companions and triton-cpu's GitHub wheels), ``vllm serve``
+   on the model, one chat completion, the server stopped.
 
 Run: .venv/bin/python bench/vllm_cpu_build.py --onednn-src DIR [--rebuild]
-[--serve /var/tmp/armada-lab/model]
+[--serve /var/tmp/armada-lab/model/tiny]
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+import zipfile
 
 SUITE, MIRROR = "trixie", "http://deb.debian.org/debian"
 PACKAGES = "g++,cmake,ninja-build,python3-venv,python3-dev,libnuma-dev,ca-certificates,ccache,curl,time,xz-utils"
@@ -89,17 +92,20 @@ def prepare_root(root: str, cuda_root: str) -> None:
 
 
 def sdist(version: str, folder: str) -> str:
-    """vLLM's sdist from PyPI, its sha256 checked against PyPI's JSON API; unpacked in ``folder``."""
-    with urllib.request.urlopen(f"https://pypi.org/pypi/vllm/{version}/json", timeout=60) as response:
-        release = json.load(response)
-    (entry,) = [u for u in release["urls"] if u["packagetype"] == "sdist"]
+    """vLLM's sdist from PyPI, its sha256 checked against PyPI's simple index (PEP 691 JSON: the per-release
+    JSON API answers 404 through this machine's mirror); unpacked in ``folder``."""
+    request = urllib.request.Request("https://pypi.org/simple/vllm/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        index = json.load(response)
+    (entry,) = [f for f in index["files"] if f["filename"] == f"vllm-{version}.tar.gz"]
     path = f"{folder}/{entry['filename']}"
     if not os.path.exists(path):
         sh(f"curl -sSLo {path} {shlex.quote(entry['url'])}")
     with open(path, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()
-    if digest != entry["digests"]["sha256"]:
-        raise SystemExit(f"{path}: sha256 {digest}, PyPI says {entry['digests']['sha256']}")
+    if digest != entry["hashes"]["sha256"]:
+        raise SystemExit(f"{path}: sha256 {digest}, PyPI says {entry['hashes']['sha256']}")
     print(f"vLLM {version} sdist: {entry['filename']}, sha256 {digest} (PyPI's)")
     source = f"{folder}/vllm-{version}"
     if not os.path.isdir(source):
@@ -132,28 +138,39 @@ def build(root: str, source: str, onednn: str, jobs: int, label: str) -> dict:
 
 
 def serve(root: str, model: str, torch: str) -> None:
-    """The wheel in a serving venv, vllm serve on the model, one completion."""
-    os.makedirs(f"{root}/model", exist_ok=True)
-    if not mounted(f"{root}/model"):
-        sh(f"mount --bind -o ro {shlex.quote(model)} {root}/model")
-    in_root(root, f"test -x /opt/svenv/bin/python || python3 -m venv /opt/svenv; "
-                  f"/opt/svenv/bin/pip install -q 'torch=={torch}' /out/*.whl")
-    in_root(root, "/opt/svenv/bin/python -c 'import torch, vllm; print(\"torch\", torch.__version__, \"vllm\", "
-                  "vllm.__version__)'")
-    script = ("cd /tmp && (VLLM_CPU_KVCACHE_SPACE=1 /opt/svenv/bin/vllm serve /model --served-model-name tiny "
-              "--host 127.0.0.1 --port 8123 --max-model-len 256 > /serve.log 2>&1 &) ; "
-              "for i in $(seq 600); do curl -sf --noproxy '*' http://127.0.0.1:8123/health && break; sleep 1; done; "
+    """The wheel in a serving venv (torch as in the build venv, the wheel with --no-deps, then its other
+    requirements from PyPI: its torch==<version>+cpu pin has no cp313 wheel on PyPI, and torchvision,
+    torchaudio, torchcodec and triton-cpu's GitHub wheels are left out), vllm serve on the model, one
+    chat completion."""
+    shutil.copytree(model, f"{root}/model/{os.path.basename(os.path.normpath(model))}", dirs_exist_ok=True)
+    inner_model = f"/model/{os.path.basename(os.path.normpath(model))}"
+    wheel = [name for name in os.listdir(f"{root}/out") if name.endswith(".whl")][0]
+    with zipfile.ZipFile(f"{root}/out/{wheel}") as archive:
+        (meta,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        lines = archive.read(meta).decode().splitlines()
+    wanted = [line.split(": ", 1)[1] for line in lines if line.startswith("Requires-Dist: ")
+              and "extra ==" not in line and not re.match(r"Requires-Dist: (torch|torchaudio|torchvision|torchcodec|"
+                                                          r"triton)\b", line)]
+    with open(f"{root}/serve-requirements.txt", "w") as handle:
+        handle.write("\n".join(wanted) + "\n")
+    start = time.monotonic()
+    in_root(root, f"test -x /opt/svenv/bin/python || python3 -m venv /opt/svenv; /opt/svenv/bin/pip install -q "
+                  f"'torch=={torch}' && /opt/svenv/bin/pip install -q --no-deps /out/{wheel} && "
+                  "/opt/svenv/bin/pip install -q -r /serve-requirements.txt")
+    print(f"serving venv: {len(wanted)} requirements besides torch and the wheel, {time.monotonic() - start:.0f} s")
+    script = (f"cd /tmp && start=$(date +%s); (VLLM_CPU_KVCACHE_SPACE=1 /opt/svenv/bin/vllm serve {inner_model} "
+              "--served-model-name tiny --host 127.0.0.1 --port 8123 --max-model-len 256 > /serve.log 2>&1 &) ; "
+              "for i in $(seq 900); do curl -sf --noproxy '*' http://127.0.0.1:8123/health >/dev/null && break; "
+              "sleep 1; done; echo \"ready after $(( $(date +%s) - start )) s\"; "
               "curl -sS --noproxy '*' http://127.0.0.1:8123/v1/chat/completions -H 'Content-Type: application/json' "
               "-d '{\"model\":\"tiny\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}'")
-    start = time.monotonic()
     result = in_root(root, script, capture=True, check=False)
     in_root(root, "pkill -f 'vllm serve' || true", check=False)
     print(result.stdout[-1500:])
-    answer = result.stdout[result.stdout.find("{"):]
     try:
-        body = json.loads(answer)
-        print(f"completion from the compiled vLLM after {time.monotonic() - start:.0f} s: "
-              f"{body['usage']['completion_tokens']} tokens, {body['choices'][0]['message']['content']!r}")
+        body = json.loads(result.stdout[result.stdout.find("{"):])
+        print(f"completion from the compiled vLLM: {body['usage']['completion_tokens']} tokens, "
+              f"{body['choices'][0]['message']['content']!r}")
     except (ValueError, KeyError):
         print(open(f"{root}/serve.log").read()[-3000:])
         raise SystemExit("vllm serve did not complete a request")
@@ -184,8 +201,8 @@ def main() -> None:
     figures = [build(root, source, onednn, args.jobs, "build")]
     if args.rebuild:
         kernel = f"{source}/csrc/cpu/activation.cpp"
-        with open(kernel, "a") as handle:
-            handle.write(f"// armada bench: one changed line {time.time()}\n")
+        with open(kernel, "a") as handle:  # code, not a comment: ccache's preprocessed mode would match a comment
+            handle.write(f"[[maybe_unused]] static const long armada_bench_line = {int(time.time())};\n")
         figures.append(build(root, source, onednn, args.jobs, "rebuild after a one-line change (ccache)"))
     if args.serve:
         serve(root, args.serve, args.torch)
