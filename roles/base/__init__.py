@@ -133,25 +133,21 @@ def apply(run: RoleRun):
             host.loop_position.pop()
     # secret and TLS key files (written by the operator's secret delivery,
     # checked before the run): 0600, owned by the service that reads them
-    # itself, else by root (systemd hands them to a unit: LoadCredential)
-    # each key's operation carries the key's place among all file keys: hosts naming different files
-    # (a control plane, a serving host) would otherwise number the two calls below in different orders,
-    # and pyinfra refuses the run ("Cycle detected in operation ordering DAG")
-    file_keys = [k for k in run.keys.values() if k.holds]
-    for place, key in enumerate(file_keys):
+    # itself, else by root (systemd hands them to a unit: LoadCredential).
+    # pyinfra's host.loop gives each operation its key's place among all file
+    # keys: hosts naming different files (a control plane, a serving host)
+    # would otherwise number the two calls below in different orders, and
+    # pyinfra refuses the run ("Cycle detected in operation ordering DAG")
+    for key in host.loop(k for k in run.keys.values() if k.holds):
         if not data[key.name]:
             continue
-        host.loop_position.append(place)
-        try:
-            if key.holds in (SECRET, PRIVATE_KEY):
-                owner = file_owner(key, run.keys, data)
-                what = "secret" if key.holds == SECRET else "TLS key"
-                files.file(name=f"{what} {key.name}: 0600 {owner}", path=data[key.name], user=owner, group=owner,
-                           mode="600")
-            else:
-                files.file(name=f"TLS certificate {key.name}: 0644", path=data[key.name], mode="644")
-        finally:
-            host.loop_position.pop()
+        if key.holds in (SECRET, PRIVATE_KEY):
+            owner = file_owner(key, run.keys, data)
+            what = "secret" if key.holds == SECRET else "TLS key"
+            files.file(name=f"{what} {key.name}: 0600 {owner}", path=data[key.name], user=owner, group=owner,
+                       mode="600")
+        else:
+            files.file(name=f"TLS certificate {key.name}: 0644", path=data[key.name], mode="644")
     files.directory(name="install root", path=data["armada_root"], mode="755")
     # the data root holds each service's own folder (models, etcd, JetStream):
     # root's, so that no service user can rename another's
