@@ -103,16 +103,15 @@ def host_files(name: str) -> dict[str, tuple[str, int]]:
     control plane."""
     paths = lab_tls()
 
-    def read(key: str) -> str:
-        with open(paths[key], encoding="utf-8") as handle:
+    def read(key: str, made: dict[str, str] = paths) -> str:
+        with open(made[key], encoding="utf-8") as handle:
             return handle.read()
 
     files = {CA_FILE: (read("ca"), 0o644)}
     for stem, (_, cert_path, key_path) in CLIENT_CERTS.items():
         made = client_tls(stem)
-        with open(made["cert"], encoding="utf-8") as cert, open(made["key"], encoding="utf-8") as key:
-            files[cert_path] = (cert.read(), 0o644)
-            files[key_path] = (key.read(), 0o600)
+        files[cert_path] = (read("cert", made), 0o644)
+        files[key_path] = (read("key", made), 0o600)
     if name == TLS_HOST:
         files[CERT_FILE] = (read("cert"), 0o644)
         files[NATS_KEY_FILE] = (read("key"), 0o600)
@@ -120,7 +119,6 @@ def host_files(name: str) -> dict[str, tuple[str, int]]:
     elif name.startswith("armada-light"):
         # a light host may be an etcd cluster's member: its own certificate, its etcd's key
         own = lab_tls(name)
-        with open(own["cert"], encoding="utf-8") as cert, open(own["key"], encoding="utf-8") as key:
-            files[cert_file(name)] = (cert.read(), 0o644)
-            files[etcd_key_file(name)] = (key.read(), 0o600)
+        files[cert_file(name)] = (read("cert", own), 0o644)
+        files[etcd_key_file(name)] = (read("key", own), 0o600)
     return files

@@ -56,10 +56,10 @@ def dynamo_checks(host, data: dict, profile: Profile, venv: str, model: str, wor
     prefill = [w.unit for w in workers if w.part == "prefill"]
     _, since = run_quiet(host, "date +%s")  # the host's clock: where its journal starts to count
     body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
-    ok, reply, unavailable = completion_until_served(host, f"{base}/v1/chat/completions", body, ready_timeout)
+    ok, reply, waited_s = completion_until_served(host, f"{base}/v1/chat/completions", body, ready_timeout)
     tokens = reply.get("usage", {}).get("completion_tokens", 0) if ok and isinstance(reply, dict) else 0
     content = reply["choices"][0]["message"].get("content") if tokens else str(reply)[:200]
-    waited = f" (after {unavailable} s of 503/404: no live worker yet)" if unavailable else ""
+    waited = f" (after {waited_s} s of 503/404: no live worker yet)" if waited_s else ""
     checks.append(Check(host.name, "chat completion through the Dynamo frontend generates", tokens > 0,
                         f"{tokens} tokens: {content!r}{waited}"))
     for unit in prefill:

@@ -148,12 +148,11 @@ def client_cert_gaps(name: str, data, cp_name: str, cp) -> list[DataError]:
     if "etcd" not in cp["armada_roles"] or not cp["etcd_client_cert_auth"]:
         return []
     where = "this host's etcd" if name == cp_name else f"{cp_name}'s etcd"
-    gaps = [DataError(name, key, None, f"{where} asks every client for a certificate (etcd_client_cert_auth): "
+    return [DataError(name, key, None, f"{where} asks every client for a certificate (etcd_client_cert_auth): "
                       f"set {key} to armada's client {what} (on this host; a certificate signed by "
                       "etcd_tls_ca_file, with no CommonName)")
             for key, what in (("etcd_tls_client_cert_file", "certificate"), ("etcd_tls_client_key_file", "key"))
             if not data[key]]
-    return gaps
 
 
 def fleet_checks(fleet: Fleet):
